@@ -1,0 +1,188 @@
+"""In-process llama.cpp through llama-cpp-python.
+
+Timings come from llama.cpp's own counters (``llama_perf_context``), reset before each
+request:
+
+* prefill tokens/s = ``n_p_eval / t_p_eval``;
+* decode tokens/s  = ``n_eval / t_eval``;
+* time to first token = wall time of the request minus llama.cpp's decode time, i.e.
+  tokenization + prefill + sampling of the first token.  (Streaming would measure it
+  from outside, but costs Python work on every token; see benchmarks/overhead.py.)
+
+Every request starts from an empty KV cache: llama-cpp-python otherwise reuses the
+longest cached prompt prefix, which makes answers depend on the previous request.
+
+Build trap on CPUs with AMX: see the Makefile (llama.cpp is compiled without AMX).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, ClassVar
+
+from hainet.backends.base import Backend, missing_dependency
+from hainet.errors import BackendError, ModelNotFound
+from hainet.types import Completion, ModelSpec, Request, Timing
+
+__all__ = ["LlamaCppBackend", "has_chat_template"]
+
+GGUF_MAGIC = b"GGUF"
+
+
+def _import_llama_cpp() -> Any:
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise missing_dependency("llama-cpp-python", "llama", exc) from None
+    return llama_cpp
+
+
+@lru_cache(maxsize=64)
+def _grammar(schema_json: str) -> Any:
+    llama_cpp = _import_llama_cpp()
+    try:
+        return llama_cpp.LlamaGrammar.from_json_schema(schema_json, verbose=False)
+    except Exception as exc:  # the converter raises bare ValueError/RuntimeError
+        raise BackendError(f"cannot turn the JSON schema into a grammar: {exc}") from None
+
+
+def check_gguf(path: Path) -> None:
+    """Fail early, with a clear message, on a missing or non-GGUF file."""
+    if not path.exists():
+        raise ModelNotFound(f"model file not found: {path}")
+    if not path.is_file():
+        raise ModelNotFound(f"model path is not a file: {path}")
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if magic != GGUF_MAGIC:
+        raise BackendError(f"{path} is not a GGUF file (starts with {magic!r}, expected b'GGUF')")
+
+
+def has_chat_template(llm: Any) -> bool:
+    return bool(llm.metadata.get("tokenizer.chat_template"))
+
+
+class LlamaCppBackend(Backend):
+    name: ClassVar[str] = "llamacpp"
+    supports_chat = True
+    supports_json_schema = True
+    reports_timings = True
+    in_process = True
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        llama_cpp = _import_llama_cpp()
+        self._llama_cpp = llama_cpp
+        if not spec.path:
+            raise ModelNotFound(f"model {spec.name!r} has no GGUF path")
+        path = Path(spec.path).expanduser()
+        check_gguf(path)
+        # llama-cpp-python defaults to half the cores; decode on 2 cores is ~1.6x
+        # faster with both (FIELD-NOTES.md).
+        self.n_threads = spec.n_threads or os.cpu_count() or 1
+        start = time.perf_counter()
+        try:
+            self._llm = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=spec.n_ctx,
+                n_threads=self.n_threads,
+                n_threads_batch=self.n_threads,
+                flash_attn=spec.flash_attn,
+                chat_format=spec.chat_format,
+                seed=0,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise BackendError(
+                f"llama.cpp could not load {path}: {exc}",
+                hint="is the file a complete GGUF model? re-download or re-assemble it",
+            ) from None
+        self.load_seconds = time.perf_counter() - start
+        self._chat_ok = bool(spec.chat_format) or has_chat_template(self._llm)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -- generation ---------------------------------------------------------------
+
+    async def generate(self, request: Request) -> Completion:
+        if request.mode == "chat" and not self._chat_ok:
+            raise BackendError(
+                f"model {self.spec.name!r} has no chat template, so chat requests would"
+                " come back empty",
+                hint="use prompt mode, or set chat_format (e.g. 'gemma', 'chatml')",
+            )
+        return await asyncio.to_thread(self.generate_sync, request)
+
+    def generate_sync(self, request: Request) -> Completion:
+        """Blocking version of :meth:`generate` (one request at a time per model)."""
+        with self._lock:
+            if self._closed:
+                raise BackendError(f"model {self.spec.name!r} is closed")
+            return self._generate_locked(request)
+
+    def _generate_locked(self, request: Request) -> Completion:
+        llm, lc, p = self._llm, self._llama_cpp, request.params
+        self.clear_cache()
+        lc.llama_perf_context_reset(llm.ctx)
+        common: dict[str, Any] = {
+            "max_tokens": p.max_tokens,
+            "temperature": p.temperature,
+            "top_p": p.top_p,
+            "seed": p.seed,
+            "stop": list(p.stop) or None,
+        }
+        start = time.perf_counter()
+        try:
+            if request.prompt is not None:
+                if p.json_schema is not None:
+                    common["grammar"] = _grammar(json.dumps(p.json_schema, sort_keys=True))
+                out = llm.create_completion(request.prompt, **common)
+                choice = out["choices"][0]
+                text = choice["text"]
+            else:
+                assert request.messages is not None
+                if p.json_schema is not None:
+                    common["response_format"] = {"type": "json_object", "schema": p.json_schema}
+                out = llm.create_chat_completion(
+                    messages=[{"role": m.role, "content": m.content} for m in request.messages],
+                    **common,
+                )
+                choice = out["choices"][0]
+                text = choice["message"].get("content") or ""
+        except ValueError as exc:  # e.g. prompt longer than the context
+            raise BackendError(f"{self.spec.name}: {exc}") from None
+        wall = time.perf_counter() - start
+        perf = lc.llama_perf_context(llm.ctx)
+        usage = out.get("usage", {})
+        decode_s = perf.t_eval_ms / 1000.0
+        timing = Timing(
+            wall_s=wall,
+            ttft_s=max(wall - decode_s, 0.0),
+            prefill_tps=(perf.n_p_eval / perf.t_p_eval_ms * 1000.0) if perf.t_p_eval_ms > 0 else None,
+            decode_tps=(perf.n_eval / decode_s) if decode_s > 0 and perf.n_eval > 0 else None,
+        )
+        return Completion(
+            text=text,
+            timing=timing,
+            prompt_tokens=int(usage.get("prompt_tokens", perf.n_p_eval)),
+            completion_tokens=int(usage.get("completion_tokens", perf.n_eval)),
+            finish_reason=choice.get("finish_reason"),
+            model=self.spec.name,
+        )
+
+    def clear_cache(self) -> None:
+        """Forget every cached token so the next answer depends only on its prompt."""
+        self._llm.reset()
+        self._llm._ctx.kv_cache_clear()
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._llm.close()

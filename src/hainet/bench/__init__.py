@@ -1,0 +1,15 @@
+"""Runs suites on backends, measures speed and memory, writes runs to the store."""
+
+from hainet.bench.profile import MemorySampler, hardware_fingerprint, library_versions
+from hainet.bench.runner import BenchOptions, Progress, run_bench, run_model, summarize
+
+__all__ = [
+    "BenchOptions",
+    "MemorySampler",
+    "Progress",
+    "hardware_fingerprint",
+    "library_versions",
+    "run_bench",
+    "run_model",
+    "summarize",
+]

@@ -1,0 +1,190 @@
+"""Run suites on a model, measure, score, store.
+
+One call of :func:`run_bench` makes one stored :class:`~hainet.store.Run` per model:
+the model is loaded once, every selected case of every suite runs against it (with
+at most ``max_concurrent`` requests in flight), each case's result is written in its
+own transaction as soon as it is scored, and the run is closed as ``completed``,
+``failed`` (with the error) or ``interrupted`` (Ctrl-C).  A run killed outright stays
+``running`` with the cases it finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hainet.backends import Backend, Catalog, open_backend
+from hainet.bench.profile import MemorySampler, hardware_fingerprint, library_versions
+from hainet.errors import BackendError, HainetError
+from hainet.store import CaseResult, Run, Store
+from hainet.suites import Case, ScoringUnavailable, Suite, load_suite
+from hainet.types import GenerationParams, ModelSpec
+
+__all__ = ["BenchOptions", "Progress", "run_bench", "run_model", "summarize"]
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    suites: Sequence[str] = ("reasoning",)
+    quick: bool = False
+    temperature: float = 0.0
+    seed: int = 0
+    max_concurrent: int = 1
+
+
+@dataclass
+class Progress:
+    """Callbacks for long work; the CLI draws a progress bar with them."""
+
+    on_model: Callable[[ModelSpec, int], None] = field(default=lambda spec, total: None)
+    on_loaded: Callable[[ModelSpec, float], None] = field(default=lambda spec, seconds: None)
+    on_case: Callable[[CaseResult], None] = field(default=lambda result: None)
+
+
+def _mean(values: list[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+def summarize(results: Sequence[CaseResult]) -> dict[str, Any]:
+    """Per-suite mean score (errors excluded, counted) and speed over all cases."""
+    suites: dict[str, Any] = {}
+    for name in dict.fromkeys(r.suite for r in results):
+        rs = [r for r in results if r.suite == name]
+        scored = [r.score for r in rs if r.score is not None]
+        suites[name] = {
+            "score": _mean(scored),
+            "cases": len(rs),
+            "scored": len(scored),
+            "errors": sum(1 for r in rs if r.error),
+        }
+    ok = [r for r in results if r.error is None]
+    return {
+        "suites": suites,
+        "ttft_s": _mean([r.ttft_s for r in ok if r.ttft_s is not None]),
+        "prefill_tps": _mean([r.prefill_tps for r in ok if r.prefill_tps is not None]),
+        "decode_tps": _mean([r.decode_tps for r in ok if r.decode_tps is not None]),
+        "prompt_tokens": sum(r.prompt_tokens for r in results),
+        "completion_tokens": sum(r.completion_tokens for r in results),
+    }
+
+
+def _shown(request_prompt: str | None, messages: Any) -> str:
+    if request_prompt is not None:
+        return request_prompt
+    return "\n".join(f"[{m.role}] {m.content}" for m in messages)
+
+
+async def _run_case(
+    backend: Backend, suite: Suite, case: Case, params: GenerationParams
+) -> CaseResult:
+    request = suite.request(case, backend.spec.mode, params)
+    base: dict[str, Any] = {
+        "suite": suite.name,
+        "suite_version": suite.version,
+        "case_id": case.id,
+        "prompt": _shown(request.prompt, request.messages),
+    }
+    try:
+        completion = await backend.generate(request)
+    except BackendError as exc:
+        return CaseResult(**base, error=f"generation failed: {exc}")
+    timing = completion.timing
+    base.update(
+        output=completion.text,
+        ttft_s=timing.ttft_s,
+        prefill_tps=timing.prefill_tps,
+        decode_tps=timing.decode_tps,
+        wall_s=timing.wall_s,
+        prompt_tokens=completion.prompt_tokens,
+        completion_tokens=completion.completion_tokens,
+    )
+    try:
+        score = suite.scorer_for(case).score(case, completion)
+    except ScoringUnavailable as exc:
+        return CaseResult(**base, error=f"could not score: {exc}")
+    return CaseResult(**base, score=score.value, explanation=score.explanation)
+
+
+async def run_model(
+    spec: ModelSpec,
+    suites: Sequence[Suite],
+    store: Store,
+    options: BenchOptions,
+    progress: Progress | None = None,
+) -> Run:
+    """Load ``spec`` once, run every selected case, and store one run."""
+    progress = progress or Progress()
+    params = GenerationParams(temperature=options.temperature, seed=options.seed)
+    work = [(s, c) for s in suites for c in s.select(quick=options.quick)]
+    run = store.create_run(
+        model_name=spec.name,
+        backend=spec.backend,
+        model=spec.model_dump(mode="json", exclude={"api_key"}),
+        params={"temperature": options.temperature, "seed": options.seed,
+                "max_concurrent": options.max_concurrent},
+        suites=[s.name for s in suites],
+        quick=options.quick,
+        hardware=hardware_fingerprint(),
+        versions=library_versions(),
+    )
+    progress.on_model(spec, len(work))
+    sampler = MemorySampler().start()
+    backend: Backend | None = None
+    done: list[CaseResult] = []
+    try:
+        backend = await asyncio.to_thread(open_backend, spec)
+        store.update_run(run.id, load_s=backend.load_seconds)
+        progress.on_loaded(spec, backend.load_seconds)
+        gate = asyncio.Semaphore(max(1, options.max_concurrent))
+
+        async def one(suite: Suite, case: Case) -> None:
+            assert backend is not None
+            async with gate:
+                result = await _run_case(backend, suite, case, params)
+            store.add_result(run.id, result)
+            done.append(result)
+            progress.on_case(result)
+
+        await asyncio.gather(*(one(s, c) for s, c in work))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        sampler.stop()
+        store.finish_run(run.id, "interrupted", error="interrupted by the user",
+                         summary=summarize(done), peak_rss_mb=sampler.peak_mb,
+                         model_rss_mb=sampler.model_mb)
+        raise
+    except HainetError as exc:
+        sampler.stop()
+        store.finish_run(run.id, "failed", error=str(exc), summary=summarize(done),
+                         peak_rss_mb=sampler.peak_mb, model_rss_mb=sampler.model_mb)
+        raise
+    finally:
+        if backend is not None:
+            await backend.aclose()
+    sampler.stop()
+    return store.finish_run(
+        run.id,
+        "completed",
+        summary=summarize(done),
+        peak_rss_mb=sampler.peak_mb,
+        model_rss_mb=sampler.model_mb,
+    )
+
+
+async def run_bench(
+    catalog: Catalog,
+    models: Sequence[str],
+    store: Store,
+    options: BenchOptions,
+    progress: Progress | None = None,
+) -> list[Run]:
+    """Resolve models and suites first (fail fast on bad names), then run each model."""
+    home = catalog.settings.home
+    suites = [load_suite(name, home) for name in options.suites]
+    specs = [catalog.resolve(name) for name in models]
+    runs = []
+    for spec in specs:
+        runs.append(await run_model(spec, suites, store, options, progress))
+    return runs

@@ -1,0 +1,302 @@
+"""The store: the only code that writes SQL.
+
+SQLite by default (``HAINET_HOME/hainet.db``), any SQLAlchemy URL through
+``HAINET_DB`` (PostgreSQL included).  On SQLite: WAL, ``synchronous=FULL``,
+``busy_timeout`` and ``BEGIN IMMEDIATE`` for every write transaction, because a plain
+``BEGIN`` that upgrades to a write lock fails with "database is locked" under
+concurrent writers (FIELD-NOTES.md: 1059 of 1200 lost; none with IMMEDIATE).
+Each write is one transaction, so a crash never leaves a half-written record.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+
+from hainet.errors import StoreError
+from hainet.store.migrations import migrate
+from hainet.store.models import SCHEMA_VERSION, CaseResult, Run, RunStatus
+
+__all__ = ["Store"]
+
+BUSY_TIMEOUT_MS = 10_000
+
+_md = sa.MetaData()
+runs = sa.Table(
+    "runs",
+    _md,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("schema_version", sa.Integer),
+    sa.Column("created_at", sa.DateTime(timezone=True)),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("status", sa.String(20)),
+    sa.Column("model_name", sa.String(200)),
+    sa.Column("backend", sa.String(50)),
+    sa.Column("model", sa.JSON),
+    sa.Column("params", sa.JSON),
+    sa.Column("suites", sa.JSON),
+    sa.Column("quick", sa.Boolean),
+    sa.Column("load_s", sa.Float),
+    sa.Column("peak_rss_mb", sa.Float),
+    sa.Column("model_rss_mb", sa.Float),
+    sa.Column("hardware", sa.JSON),
+    sa.Column("versions", sa.JSON),
+    sa.Column("summary", sa.JSON),
+    sa.Column("error", sa.Text),
+)
+results = sa.Table(
+    "results",
+    _md,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("run_id", sa.String(32)),
+    sa.Column("schema_version", sa.Integer),
+    sa.Column("suite", sa.String(100)),
+    sa.Column("suite_version", sa.String(50)),
+    sa.Column("case_id", sa.String(200)),
+    sa.Column("prompt", sa.Text),
+    sa.Column("output", sa.Text),
+    sa.Column("score", sa.Float),
+    sa.Column("explanation", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("ttft_s", sa.Float),
+    sa.Column("prefill_tps", sa.Float),
+    sa.Column("decode_tps", sa.Float),
+    sa.Column("wall_s", sa.Float),
+    sa.Column("prompt_tokens", sa.Integer),
+    sa.Column("completion_tokens", sa.Integer),
+)
+
+_RESULT_FIELDS = [c.name for c in results.columns if c.name not in ("id", "run_id")]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _describe(url: sa.URL) -> str:
+    if url.get_backend_name() == "sqlite":
+        return url.database or ":memory:"
+    return url.render_as_string(hide_password=True)
+
+
+class Store:
+    """Open (creating and migrating if needed) the store at ``url``."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            self.url = sa.make_url(url)
+        except sa.exc.ArgumentError as exc:
+            raise StoreError(f"not a database URL: {url!r} ({exc})") from None
+        self.where = _describe(self.url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        if self.is_sqlite and self.url.database and self.url.database != ":memory:":
+            Path(self.url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.engine = self._make_engine()
+            with self._write() as conn:
+                self.migrations_run = migrate(conn)
+        except StoreError:
+            raise
+        except ModuleNotFoundError as exc:
+            raise StoreError(
+                f"no database driver for {self.url.drivername}: {exc}",
+                hint="pip install 'hainet[postgres]'" if "postgres" in url else None,
+            ) from None
+        except DBAPIError as exc:
+            raise StoreError(self._explain(exc)) from None
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open the store at {self.where}: {exc}") from None
+
+    def _explain(self, exc: DBAPIError) -> str:
+        msg = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        if "file is not a database" in msg or "file is encrypted" in msg:
+            return f"{self.where} is not a SQLite database ({msg}); it was left untouched"
+        return f"cannot open the store at {self.where}: {msg}"
+
+    def _make_engine(self) -> Engine:
+        if not self.is_sqlite:
+            return sa.create_engine(self.url, pool_pre_ping=True)
+        engine = sa.create_engine(self.url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy's `begin` event below emit BEGIN; pysqlite's own
+            # implicit transactions would start with a deferred BEGIN.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            write = conn.get_execution_options().get("hainet_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn.execution_options(hainet_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    def _guard(self, what: str) -> Any:
+        return _StoreErrors(self, what)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- runs -------------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        model_name: str,
+        backend: str,
+        model: dict[str, Any],
+        params: dict[str, Any],
+        suites: list[str],
+        quick: bool = False,
+        hardware: dict[str, Any] | None = None,
+        versions: dict[str, str] | None = None,
+    ) -> Run:
+        run = Run(
+            id=uuid.uuid4().hex,
+            created_at=datetime.now(UTC),
+            status="running",
+            model_name=model_name,
+            backend=backend,
+            model=model,
+            params=params,
+            suites=suites,
+            quick=quick,
+            hardware=hardware or {},
+            versions=versions or {},
+        )
+        with self._guard("create a run"), self._write() as conn:
+            conn.execute(sa.insert(runs).values(**run.model_dump(exclude={"results"})))
+        return run
+
+    def add_result(self, run_id: str, result: CaseResult) -> None:
+        """Store one case's result in its own transaction (a crash loses at most it)."""
+        with self._guard(f"store a result of run {run_id[:8]}"), self._write() as conn:
+            conn.execute(sa.insert(results).values(run_id=run_id, **result.model_dump()))
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        allowed = {"load_s", "peak_rss_mb", "model_rss_mb", "summary", "model"}
+        bad = set(fields) - allowed
+        if bad:
+            raise StoreError(f"cannot update run fields {sorted(bad)}")
+        with self._guard(f"update run {run_id[:8]}"), self._write() as conn:
+            conn.execute(sa.update(runs).where(runs.c.id == run_id).values(**fields))
+
+    def finish_run(
+        self, run_id: str, status: RunStatus, *, error: str | None = None, **fields: Any
+    ) -> Run:
+        with self._guard(f"finish run {run_id[:8]}"), self._write() as conn:
+            conn.execute(
+                sa.update(runs)
+                .where(runs.c.id == run_id)
+                .values(status=status, error=error, finished_at=datetime.now(UTC), **fields)
+            )
+        return self.get_run(run_id)
+
+    def resolve_id(self, prefix: str) -> str:
+        prefix = prefix.strip().lower()
+        if not prefix or any(c not in "0123456789abcdef" for c in prefix):
+            raise StoreError(f"not a run id: {prefix!r}")
+        with self._guard("look up a run"), self._read() as conn:
+            ids = list(
+                conn.scalars(sa.select(runs.c.id).where(runs.c.id.like(f"{prefix}%")).limit(2))
+            )
+        if not ids:
+            raise StoreError(f"no run with id {prefix!r} in {self.where}")
+        if len(ids) > 1:
+            raise StoreError(f"run id {prefix!r} is ambiguous; give more characters")
+        return ids[0]
+
+    def get_run(self, run_id: str, *, with_results: bool = False) -> Run:
+        run_id = self.resolve_id(run_id)
+        with self._guard(f"read run {run_id[:8]}"), self._read() as conn:
+            row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).mappings().one()
+            res = self._results(conn, run_id) if with_results else None
+        return self._run(row, res)
+
+    def list_runs(self, *, limit: int = 50, status: RunStatus | None = None) -> list[Run]:
+        query = sa.select(runs).order_by(runs.c.created_at.desc()).limit(limit)
+        if status:
+            query = query.where(runs.c.status == status)
+        with self._guard("list runs"), self._read() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [self._run(r, None) for r in rows]
+
+    def results(self, run_id: str) -> list[CaseResult]:
+        with self._guard(f"read results of run {run_id[:8]}"), self._read() as conn:
+            return self._results(conn, run_id)
+
+    @staticmethod
+    def _results(conn: Connection, run_id: str) -> list[CaseResult]:
+        rows = conn.execute(
+            sa.select(*[results.c[f] for f in _RESULT_FIELDS])
+            .where(results.c.run_id == run_id)
+            .order_by(results.c.id)
+        ).mappings()
+        return [CaseResult.model_validate(dict(r)) for r in rows]
+
+    @staticmethod
+    def _run(row: Any, res: list[CaseResult] | None) -> Run:
+        data = dict(row)
+        data["created_at"] = _utc(data["created_at"])
+        data["finished_at"] = _utc(data["finished_at"])
+        if data.get("schema_version", SCHEMA_VERSION) > SCHEMA_VERSION:
+            raise StoreError(
+                f"run {data['id'][:8]} was written by a newer hainet (schema "
+                f"{data['schema_version']}); upgrade hainet to read it"
+            )
+        return Run.model_validate({**data, "results": res})
+
+
+class _StoreErrors:
+    """Turn database errors inside a ``with`` block into :class:`StoreError`."""
+
+    def __init__(self, store: Store, what: str) -> None:
+        self.store, self.what = store, what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, typ: Any, exc: BaseException | None, tb: Any) -> bool:
+        if isinstance(exc, IntegrityError):
+            raise StoreError(f"cannot {self.what}: {exc.orig}") from None
+        if isinstance(exc, DBAPIError):
+            raise StoreError(f"cannot {self.what}: {self.store._explain(exc)}") from None
+        if isinstance(exc, SQLAlchemyError):
+            raise StoreError(f"cannot {self.what} in {self.store.where}: {exc}") from None
+        return False

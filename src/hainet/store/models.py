@@ -1,0 +1,72 @@
+"""What the store hands out: versioned pydantic models, never rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["SCHEMA_VERSION", "CaseResult", "Run", "RunStatus"]
+
+SCHEMA_VERSION = 1
+
+RunStatus = Literal["running", "completed", "failed", "interrupted"]
+
+
+class CaseResult(BaseModel):
+    """The outcome of one case of one suite in one run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int = Field(default=SCHEMA_VERSION, description="Version of this record.")
+    suite: str = Field(description="Suite name, e.g. 'reasoning'.")
+    suite_version: str = Field(default="", description="Version of the suite's data.")
+    case_id: str = Field(description="Case id, unique within its suite.")
+    prompt: str = Field(description="The exact prompt or rendered messages sent to the model.")
+    output: str = Field(default="", description="The model's raw text.")
+    score: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="0..1, or None when the case could not be scored."
+    )
+    explanation: str = Field(default="", description="Why the scorer gave this score.")
+    error: str | None = Field(default=None, description="Generation or scoring error, if any.")
+    ttft_s: float | None = Field(default=None, description="Time to first token, seconds.")
+    prefill_tps: float | None = Field(default=None, description="Prompt tokens per second.")
+    decode_tps: float | None = Field(default=None, description="Generated tokens per second.")
+    wall_s: float | None = Field(default=None, description="Wall time of the generation.")
+    prompt_tokens: int = Field(default=0, description="Tokens in the prompt.")
+    completion_tokens: int = Field(default=0, description="Tokens generated.")
+
+
+class Run(BaseModel):
+    """One run of one or more suites under one model configuration."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int = Field(default=SCHEMA_VERSION, description="Version of this record.")
+    id: str = Field(description="Run id (hex); any unique prefix finds it.")
+    created_at: datetime = Field(description="When the run started (UTC).")
+    finished_at: datetime | None = Field(default=None, description="When it ended (UTC).")
+    status: RunStatus = Field(description="running, completed, failed or interrupted.")
+    model_name: str = Field(description="Catalog name of the model.")
+    backend: str = Field(description="Backend the model ran on.")
+    model: dict[str, Any] = Field(description="The full ModelSpec the run loaded.")
+    params: dict[str, Any] = Field(description="Generation parameters (temperature, seed...).")
+    suites: list[str] = Field(description="Suites run, in order.")
+    quick: bool = Field(default=False, description="Whether only the quick subset ran.")
+    load_s: float | None = Field(default=None, description="Seconds to load the model.")
+    peak_rss_mb: float | None = Field(
+        default=None, description="Peak resident memory of the process while the model ran, MiB."
+    )
+    model_rss_mb: float | None = Field(
+        default=None, description="Peak RSS minus RSS before loading: the model's share, MiB."
+    )
+    hardware: dict[str, Any] = Field(default_factory=dict, description="CPU, cores, RAM, GPU.")
+    versions: dict[str, str] = Field(default_factory=dict, description="Library versions.")
+    summary: dict[str, Any] = Field(
+        default_factory=dict, description="Aggregates: mean score per suite, mean speeds."
+    )
+    error: str | None = Field(default=None, description="Why the run failed, if it did.")
+    results: list[CaseResult] | None = Field(
+        default=None, description="Per-case results, when asked for."
+    )
