@@ -52,6 +52,12 @@ def _grammar(schema_json: str) -> Any:
         raise BackendError(f"cannot turn the JSON schema into a grammar: {exc}") from None
 
 
+def _quiet() -> Any:
+    from llama_cpp._utils import suppress_stdout_stderr
+
+    return suppress_stdout_stderr(disable=False)
+
+
 def check_gguf(path: Path) -> None:
     """Fail early, with a clear message, on a missing or non-GGUF file."""
     if not path.exists():
@@ -88,16 +94,18 @@ class LlamaCppBackend(Backend):
         self.n_threads = spec.n_threads or os.cpu_count() or 1
         start = time.perf_counter()
         try:
-            self._llm = llama_cpp.Llama(
-                model_path=str(path),
-                n_ctx=spec.n_ctx,
-                n_threads=self.n_threads,
-                n_threads_batch=self.n_threads,
-                flash_attn=spec.flash_attn,
-                chat_format=spec.chat_format,
-                seed=0,
-                verbose=False,
-            )
+            # llama.cpp writes some notices straight to fd 2 even with verbose=False.
+            with _quiet():
+                self._llm = llama_cpp.Llama(
+                    model_path=str(path),
+                    n_ctx=spec.n_ctx,
+                    n_threads=self.n_threads,
+                    n_threads_batch=self.n_threads,
+                    flash_attn=spec.flash_attn,
+                    chat_format=spec.chat_format,
+                    seed=0,
+                    verbose=False,
+                )
         except (ValueError, RuntimeError, OSError) as exc:
             raise BackendError(
                 f"llama.cpp could not load {path}: {exc}",

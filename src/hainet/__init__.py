@@ -1,0 +1,68 @@
+"""hainet: test, compare and select LLMs on your own hardware.
+
+The names users need are re-exported here; everything else is an implementation
+detail that may move.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from hainet.backends import Backend, Catalog, open_backend, register_backend
+from hainet.bench import BenchOptions, run_bench
+from hainet.config import Settings, load_settings
+from hainet.errors import (
+    BackendError,
+    BackendUnavailable,
+    ConfigError,
+    HainetError,
+    ModelNotFound,
+    SandboxError,
+    StoreError,
+    SuiteError,
+    ValidationError,
+)
+from hainet.store import CaseResult, Run, Store
+from hainet.types import (
+    Completion,
+    GenerationParams,
+    Message,
+    ModelSpec,
+    Request,
+    RunConfig,
+    Timing,
+)
+
+try:
+    __version__ = version("hainet")
+except PackageNotFoundError:  # running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "Backend",
+    "BackendError",
+    "BackendUnavailable",
+    "BenchOptions",
+    "CaseResult",
+    "Catalog",
+    "Completion",
+    "ConfigError",
+    "GenerationParams",
+    "HainetError",
+    "Message",
+    "ModelNotFound",
+    "ModelSpec",
+    "Request",
+    "Run",
+    "RunConfig",
+    "SandboxError",
+    "Settings",
+    "Store",
+    "StoreError",
+    "SuiteError",
+    "Timing",
+    "ValidationError",
+    "__version__",
+    "load_settings",
+    "open_backend",
+    "register_backend",
+    "run_bench",
+]

@@ -1,0 +1,84 @@
+"""The ``hainet`` command line: thin commands over the library.
+
+Library code raises :class:`~hainet.errors.HainetError`; only :func:`main` turns it
+into a one-line message on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import typer
+
+from hainet.cli import bench as _bench
+from hainet.cli import models as _models
+from hainet.cli import runs as _runs
+from hainet.cli._common import DbOption, HomeOption, err_console, state
+from hainet.errors import HainetError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="hainet",
+    help="Test, compare and select LLMs on your own hardware.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(home: Path | None = HomeOption, db: str | None = DbOption) -> None:
+    state.home = home
+    state.db = db
+
+
+app.command("bench")(_bench.bench)
+app.add_typer(_models.app, name="models")
+app.add_typer(_runs.app, name="runs")
+
+# Options that take several values: `--models A B` as well as `--models A --models B`.
+MULTI_VALUE = {"--models", "-m", "--suites", "-s"}
+
+
+def expand_multi(args: list[str]) -> list[str]:
+    out: list[str] = []
+    current: str | None = None
+    for arg in args:
+        if arg.startswith("-") and not _is_number(arg):
+            current = arg if arg in MULTI_VALUE else None
+            out.append(arg)
+        elif current is not None and out and out[-1] != current:
+            out.extend([current, arg])
+        else:
+            out.append(arg)
+    return out
+
+
+def _is_number(arg: str) -> bool:
+    try:
+        float(arg)
+    except ValueError:
+        return False
+    return True
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = expand_multi(list(sys.argv[1:] if argv is None else argv))
+    try:
+        rv = app(args=args, prog_name="hainet", standalone_mode=False)
+    except HainetError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        err_console.print("[yellow]interrupted[/yellow]: finished cases are stored; "
+                          "the run is marked interrupted", highlight=False)
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(rv if isinstance(rv, int) else 0)

