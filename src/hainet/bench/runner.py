@@ -18,7 +18,7 @@ from typing import Any
 
 from hainet.backends import Backend, Catalog, open_backend
 from hainet.bench.profile import MemorySampler, hardware_fingerprint, library_versions
-from hainet.errors import BackendError, HainetError
+from hainet.errors import BackendError, BackendUnavailable, HainetError, ModelNotFound
 from hainet.store import CaseResult, Run, Store
 from hainet.suites import Case, ScoringUnavailable, Suite, load_suite
 from hainet.types import GenerationParams, ModelSpec
@@ -89,6 +89,8 @@ async def _run_case(
     }
     try:
         completion = await backend.generate(request)
+    except (BackendUnavailable, ModelNotFound):
+        raise  # the model is gone for every case: fail the run, not the case
     except BackendError as exc:
         return CaseResult(**base, error=f"generation failed: {exc}")
     timing = completion.timing

@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import click
 import typer
 
 from hainet.cli import bench as _bench
@@ -68,17 +67,8 @@ def _is_number(arg: str) -> bool:
 def main(argv: list[str] | None = None) -> None:
     args = expand_multi(list(sys.argv[1:] if argv is None else argv))
     try:
-        rv = app(args=args, prog_name="hainet", standalone_mode=False)
+        # Standalone mode: typer prints usage errors itself and exits with 2.
+        app(args=args, prog_name="hainet")
     except HainetError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        err_console.print("[yellow]interrupted[/yellow]: finished cases are stored; "
-                          "the run is marked interrupted", highlight=False)
-        sys.exit(130)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    sys.exit(rv if isinstance(rv, int) else 0)

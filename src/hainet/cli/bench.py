@@ -57,9 +57,15 @@ def bench(
         def on_case(result: CaseResult) -> None:
             bar.advance(task)
 
-        runs = asyncio.run(
-            run_bench(catalog, names, store, options, BenchProgress(on_model, on_loaded, on_case))
-        )
+        try:
+            runs = asyncio.run(
+                run_bench(catalog, names, store, options, BenchProgress(on_model, on_loaded, on_case))
+            )
+        except KeyboardInterrupt:
+            bar.stop()
+            err_console.print("[yellow]interrupted[/yellow]: finished cases are stored and the"
+                              " run is marked interrupted (hainet runs list)", highlight=False)
+            raise typer.Exit(130) from None
         where = store.where
     data = [r.model_dump(mode="json") for r in runs]
     if output is not None:
