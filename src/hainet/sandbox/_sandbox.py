@@ -1,0 +1,607 @@
+"""The ``Sandbox``: checks what it needs, proves it with a canary, then runs code."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import json
+import logging
+import os
+import shutil
+import signal
+import stat
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from hainet.errors import SandboxError
+from hainet.sandbox._process import Finished, Launch, supervise
+from hainet.sandbox._result import (
+    CallOutcome,
+    CallResult,
+    JSONValue,
+    KilledBy,
+    Limits,
+    SandboxResult,
+)
+from hainet.sandbox._seccomp import filter_bpf
+from hainet.sandbox._uids import DEFAULT_UID_RANGE, UidPool, kill_uid
+
+__all__ = ["DEFAULT_PYTHON", "Sandbox"]
+
+logger = logging.getLogger("hainet.sandbox")
+
+DEFAULT_PYTHON = "/usr/bin/python3"
+# -I is -E -s -P; -P would keep the script's directory off sys.path, and a program
+# given as several files needs to import its siblings.  Inside the sandbox that
+# directory is the run's own /tmp, so -P protects nothing there.  -S: no site
+# packages (and no .pth files that import things), -B: no .pyc written.
+_PY_FLAGS = ("-E", "-s", "-S", "-B")
+_WORK = "/tmp"
+_RESERVED = ".hainet"
+# bubblewrap's monitor process counts against the uid's RLIMIT_NPROC as well.
+_BWRAP_PROCESSES = 1
+_STATUS_CAP = 64 * 1024
+_REPORT_CAP = 16 * 1024 * 1024
+# The code's whole environment; nothing of the host's reaches it.
+_SANDBOX_ENV = {"HOME": _WORK, "TMPDIR": _WORK, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+_TOP_LEVEL_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+_PYTHON_HINT = (
+    "use an interpreter every user can read, e.g. Debian's /usr/bin/python3 "
+    "(apt-get install python3-minimal); one under a private home such as pyenv's "
+    "is unreadable once the run drops to its own uid"
+)
+
+_canary_lock = threading.Lock()
+_canary_passed: set[tuple[object, ...]] = set()
+
+
+@dataclass(frozen=True, slots=True)
+class _Tools:
+    python: str
+    prlimit: str
+    bwrap: str | None
+    """None only with ``unsafe_no_sandbox``."""
+    ro_binds: tuple[str, ...] = ()
+
+
+class Sandbox:
+    """Runs untrusted Python in layers: rlimits and a fresh uid, bubblewrap, seccomp.
+
+    Construction is cheap and checks nothing; the first ``run`` checks that every
+    layer is present and runs a canary that proves them, and refuses to run code
+    otherwise (:class:`~hainet.errors.SandboxError` naming what is missing).
+    Thread-safe: concurrent runs get different uids.
+    """
+
+    def __init__(
+        self,
+        *,
+        limits: Limits | None = None,
+        python: str | os.PathLike[str] = DEFAULT_PYTHON,
+        bwrap: str | os.PathLike[str] = "bwrap",
+        prlimit: str | os.PathLike[str] = "prlimit",
+        uids: range = DEFAULT_UID_RANGE,
+        lock_dir: Path | None = None,
+        unsafe_no_sandbox: bool = False,
+    ) -> None:
+        self.limits = limits or Limits()
+        self.unsafe_no_sandbox = unsafe_no_sandbox
+        self._python, self._bwrap, self._prlimit = str(python), str(bwrap), str(prlimit)
+        self._uids = UidPool(uids, lock_dir)
+        self._tools_cache: _Tools | None = None
+        self._lock = threading.Lock()
+        if unsafe_no_sandbox:
+            logger.warning(
+                "UNSAFE: sandbox disabled (unsafe_no_sandbox / --unsafe-no-sandbox). "
+                "Untrusted code runs WITHOUT bubblewrap namespaces or seccomp: it can "
+                "read every world-readable file, use the network and write to /tmp. "
+                "Only rlimits, a fresh uid, timeouts and output caps still apply."
+            )
+
+    # -- public API ---------------------------------------------------------------
+
+    def self_check(self) -> None:
+        """Check the layers and run the canary now instead of at the first run."""
+        self._tools()
+
+    def run(
+        self,
+        code: str | Mapping[str, str],
+        *,
+        stdin: str | bytes | None = None,
+        timeout: float | None = None,
+        memory_mb: int | None = None,
+        limits: Limits | None = None,
+        args: Sequence[str] = (),
+        main: str = "main.py",
+    ) -> SandboxResult:
+        """Run a program: ``code`` is the text of ``main``, or a mapping of relative
+        file names to their text, one of which is ``main``.  Files appear in the
+        program's working directory, ``/tmp``, its only writable place.
+
+        ``timeout`` and ``memory_mb`` override the sandbox's limits for this run, as
+        does ``limits``.  Raises SandboxError if the sandbox (not the code) failed.
+        """
+        lim = self._limits_for(limits, timeout, memory_mb)
+        files = _prepare_files(code, main)
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        result, _ = self._execute(self._tools(), files, [main, *args], data, lim, report=False)
+        return result
+
+    def call(
+        self,
+        code: str | Mapping[str, str],
+        function: str,
+        cases: Sequence[Sequence[JSONValue]],
+        *,
+        module: str = "solution.py",
+        timeout: float | None = None,
+        memory_mb: int | None = None,
+        limits: Limits | None = None,
+    ) -> CallResult:
+        """Call ``function`` of ``module`` once per case (each a list of positional
+        arguments) and return what each call gave back as plain JSON data.
+
+        This is the way to get a verdict: compare ``CallResult.outcomes`` (or use
+        ``CallResult.passed``) with expected values that never enter the sandbox.
+        Nothing the code prints, writes or exits with can pass that comparison
+        except the right return values.
+        """
+        if not function.isidentifier():
+            raise ValueError(f"not a function name: {function!r}")
+        lim = self._limits_for(limits, timeout, memory_mb)
+        files = _prepare_files(code, module)
+        try:
+            cases_json = json.dumps([list(case) for case in cases], allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"cases must be plain JSON data: {exc}") from exc
+        files[f"{_RESERVED}_cases.json"] = cases_json.encode()
+        files[f"{_RESERVED}_harness.py"] = _harness_source()
+        tail = [f"{_RESERVED}_harness.py", module, function, f"{_RESERVED}_cases.json"]
+        result, report = self._execute(self._tools(), files, tail, None, lim, report=True)
+        outcomes, load_error = _parse_report(report, len(cases))
+        return CallResult(run=result, outcomes=outcomes, load_error=load_error)
+
+    # -- checks -------------------------------------------------------------------
+
+    def _limits_for(
+        self, limits: Limits | None, timeout: float | None, memory_mb: int | None
+    ) -> Limits:
+        lim = limits or self.limits
+        if timeout is not None:
+            lim = dataclasses.replace(lim, timeout=timeout)
+        if memory_mb is not None:
+            lim = dataclasses.replace(lim, memory_mb=memory_mb)
+        return lim
+
+    def _tools(self) -> _Tools:
+        with self._lock:
+            if self._tools_cache is None:
+                tools = self._preflight()
+                key = (self.unsafe_no_sandbox, tools, self._uids.uids)
+                with _canary_lock:
+                    if key not in _canary_passed:
+                        self._canary(tools)
+                        _canary_passed.add(key)
+                self._tools_cache = tools
+            return self._tools_cache
+
+    def _preflight(self) -> _Tools:
+        python = _check_interpreter(self._python)
+        prlimit = _find_tool(self._prlimit, "prlimit", "apt-get install util-linux")
+        if self.unsafe_no_sandbox:
+            return _Tools(python=python, prlimit=prlimit, bwrap=None)
+        if os.geteuid() != 0:
+            raise SandboxError(
+                "the sandbox runs each program under a fresh uid, which needs root",
+                hint="run hainet as root (e.g. in its container), or accept rlimits only "
+                "with --unsafe-no-sandbox",
+            )
+        bwrap = _find_tool(self._bwrap, "bubblewrap (bwrap)", "apt-get install bubblewrap")
+        filter_bpf()  # fails closed, naming the binding to install
+        prefix = Path(python).parents[1]
+        binds = () if Path(python).is_relative_to("/usr") else (str(prefix),)
+        return _Tools(python=python, prlimit=prlimit, bwrap=bwrap, ro_binds=binds)
+
+    def _canary(self, tools: _Tools) -> None:
+        source = (Path(__file__).parent / "_canary.py").read_bytes()
+        name = f"{_RESERVED}_canary.py"
+        lim = Limits(timeout=30.0, memory_mb=256, max_processes=8)
+        result, _ = self._execute(tools, {name: source}, [name], None, lim, report=False)
+        try:
+            seen = json.loads(result.stdout)
+        except ValueError:
+            raise SandboxError(
+                f"sandbox canary did not run (exit {result.exit_code}): "
+                f"{(result.stderr or result.stdout)[-500:]}"
+            ) from None
+        problems = _canary_problems(seen, result.uid, lim, tools)
+        if problems:
+            raise SandboxError(
+                "sandbox canary failed: " + "; ".join(problems),
+                hint="the sandbox refuses to run code until every layer works",
+            )
+
+    # -- one run --------------------------------------------------------------------
+
+    def _execute(
+        self,
+        tools: _Tools,
+        files: dict[str, bytes],
+        tail: list[str],
+        stdin: bytes | None,
+        lim: Limits,
+        *,
+        report: bool,
+    ) -> tuple[SandboxResult, bytes]:
+        if sum(len(b) for b in files.values()) > lim.tmp_mb * 1024 * 1024:
+            raise ValueError("the files do not fit in the sandbox's /tmp (Limits.tmp_mb)")
+        if any(len(b) > lim.max_file_mb * 1024 * 1024 for b in files.values()):
+            raise ValueError("a file is larger than Limits.max_file_mb")
+        lease = self._uids.lease() if os.geteuid() == 0 else contextlib.nullcontext(None)
+        with lease as uid, _FdSet() as fds, contextlib.ExitStack() as stack:
+            side: dict[str, tuple[int, int]] = {}
+            passed: list[int] = []  # descriptors the child inherits
+            handed: list[int] = []  # write ends supervise() closes once the child has them
+            if report:
+                report_r, report_w = fds.pipe()
+                side["report"] = (report_r, _REPORT_CAP)
+                passed.append(report_w)
+                handed.append(report_w)
+                tail = [*tail, str(report_w)]
+            argv = _prlimit_argv(tools.prlimit, lim, uid, sandboxed=tools.bwrap is not None)
+            python_argv = [tools.python, *_PY_FLAGS, *tail]
+            env: dict[str, str] = {}
+            cwd = "/"
+            if tools.bwrap is None:
+                cwd = stack.enter_context(_host_workdir(files, uid))
+                env = {"HOME": cwd, "TMPDIR": cwd, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+                argv += python_argv
+            else:
+                status_r, status_w = fds.pipe()
+                side["status"] = (status_r, _STATUS_CAP)
+                seccomp_fd = fds.memfd(filter_bpf())
+                file_ops: list[str] = []
+                made: set[PurePosixPath] = set()
+                for name, content in files.items():
+                    for parent in reversed(PurePosixPath(name).parents[:-1]):
+                        if parent not in made:
+                            made.add(parent)
+                            file_ops += ["--dir", f"{_WORK}/{parent}"]
+                    fd = fds.memfd(content)
+                    passed.append(fd)
+                    file_ops += ["--file", str(fd), f"{_WORK}/{name}"]
+                argv += _bwrap_argv(tools, lim, status_w, seccomp_fd, file_ops)
+                argv += ["--", *python_argv]
+                passed += [status_w, seccomp_fd]
+                handed.append(status_w)
+                # env stays empty: bubblewrap's own environment is what
+                # /proc/1/environ shows inside, and its --clearenv only clears the
+                # child's, so anything given to bwrap would leak.
+            fds.hand_over(handed)
+            finished = supervise(
+                Launch(
+                    argv=argv,
+                    env=env,
+                    cwd=cwd,
+                    uid=uid,
+                    timeout=lim.timeout,
+                    max_output=lim.max_output,
+                    stdin=stdin,
+                    pass_fds=tuple(passed),
+                    close_after_spawn=tuple(handed),
+                    side_channels=side,
+                    on_exit=functools.partial(_sweep, uid),
+                )
+            )
+        sandboxed = tools.bwrap is not None
+        result = _classify(finished, lim, -1 if uid is None else uid, sandboxed=sandboxed)
+        return result, finished.side.get("report", b"")
+
+
+def _sweep(uid: int | None) -> None:
+    # The lease sweeps again and reports survivors; here it only has to be fast.
+    if uid is not None:
+        kill_uid(uid)
+
+
+class _FdSet:
+    """Descriptors of one run, all closed at the end except those handed over."""
+
+    def __init__(self) -> None:
+        self.owned: set[int] = set()
+
+    def __enter__(self) -> _FdSet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for fd in self.owned:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def pipe(self) -> tuple[int, int]:
+        r, w = os.pipe()
+        self.owned |= {r, w}
+        return r, w
+
+    def memfd(self, content: bytes) -> int:
+        # A memfd rather than a file on disk: nothing of the run touches the host's
+        # filesystem, and bubblewrap copies it into the sandbox's tmpfs (--file).
+        fd = os.memfd_create("hainet-sandbox")
+        self.owned.add(fd)
+        view = memoryview(content)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.lseek(fd, 0, os.SEEK_SET)
+        return fd
+
+    def hand_over(self, fds: Sequence[int]) -> None:
+        self.owned -= set(fds)
+
+
+def _prlimit_argv(prlimit: str, lim: Limits, uid: int | None, *, sandboxed: bool) -> list[str]:
+    """Layer 2 as a launcher: prlimit sets the limits on itself, then execs the rest.
+
+    A launcher rather than a ``preexec_fn``: ``preexec_fn`` runs Python between fork
+    and exec, which can deadlock in a process with threads (the bench has them).
+    """
+    mib = 1024 * 1024
+    cpu = lim.cpu_limit
+    argv = [
+        prlimit,
+        f"--as={lim.memory_mb * mib}",
+        # Soft and hard alike: as pid 1 of its namespace the code ignores SIGXCPU
+        # (see --as-pid-1), so the hard limit's SIGKILL is what ends it.
+        f"--cpu={cpu}:{cpu}",
+        f"--nofile={lim.max_open_files}",
+        f"--fsize={lim.max_file_mb * mib}",
+        "--core=0",
+        "--memlock=0",
+        "--msgqueue=0",
+    ]
+    if uid is not None:
+        # Only meaningful under a uid of our own: it counts every process of the uid.
+        extra = _BWRAP_PROCESSES if sandboxed else 0
+        argv.append(f"--nproc={lim.max_processes + extra}")
+    return [*argv, "--"]
+
+
+def _bwrap_argv(
+    tools: _Tools, lim: Limits, status_fd: int, seccomp_fd: int, file_ops: list[str]
+) -> list[str]:
+    """Layer 3 and 4: namespaces, a root of read-only system files, the filter."""
+    assert tools.bwrap is not None
+    argv = [
+        tools.bwrap,
+        "--unshare-all",  # user, pid, net, ipc, uts, cgroup, mount: no network at all
+        "--unshare-user",
+        "--disable-userns",  # no namespaces inside; seccomp denies them too
+        "--die-with-parent",
+        # The code is pid 1 of its namespace instead of bubblewrap's reaper: then the
+        # monitor waits for it, and its CPU time reaches our wait4().  It also means
+        # signals it sends itself with no handler are ignored, and SIGXCPU at the
+        # soft CPU limit too, which is why soft and hard CPU limits are the same.
+        "--as-pid-1",
+        "--new-session",
+        "--cap-drop", "ALL",
+        "--hostname", "sandbox",
+        "--ro-bind", "/usr", "/usr",
+    ]  # fmt: skip
+    for name in _TOP_LEVEL_LINKS:
+        host = Path("/", name)
+        if host.is_symlink():
+            argv += ["--symlink", os.readlink(host), f"/{name}"]
+        elif host.is_dir():
+            argv += ["--ro-bind", str(host), f"/{name}"]
+    for path in tools.ro_binds:
+        argv += ["--ro-bind", path, path]
+    argv += [
+        "--proc", "/proc",
+        "--dev", "/dev",
+        # /dev is a tmpfs of its own that --remount-ro / does not reach; left
+        # writable, /dev/shm would be unbounded memory outside RLIMIT_AS.
+        "--remount-ro", "/dev",
+        "--size", str(lim.tmp_mb * 1024 * 1024), "--tmpfs", _WORK,
+        *file_ops,
+        # Without this the root is a writable tmpfs with no size limit.
+        "--remount-ro", "/",
+        "--chdir", _WORK,
+        *(arg for name, value in _SANDBOX_ENV.items() for arg in ("--setenv", name, value)),
+        "--json-status-fd", str(status_fd),
+        "--seccomp", str(seccomp_fd),
+    ]  # fmt: skip
+    return argv
+
+
+@contextlib.contextmanager
+def _host_workdir(files: Mapping[str, bytes], uid: int | None) -> Iterator[str]:
+    """unsafe_no_sandbox only: the files in a private host directory owned by ``uid``."""
+    workdir = Path(tempfile.mkdtemp(prefix="hainet-unsafe-"))
+    try:
+        for name, content in files.items():
+            target = workdir / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        if uid is not None:
+            for path in [workdir, *workdir.rglob("*")]:
+                os.chown(path, uid, uid, follow_symlinks=False)
+        yield str(workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _classify(fin: Finished, lim: Limits, uid: int, *, sandboxed: bool) -> SandboxResult:
+    """Turn what the host saw into a result, or a SandboxError if the sandbox broke."""
+    exit_code = fin.status
+    if sandboxed:
+        status = _bwrap_status(fin.side.get("status", b""))
+        if "child-pid" not in status:
+            # bubblewrap reports the child once the sandbox is set up; without that
+            # line the code never started, whatever bwrap printed or exited with.
+            why = "timed out while starting" if fin.timed_out else f"exit {fin.status}"
+            raise SandboxError(
+                f"the sandbox failed to start ({why}): "
+                f"{fin.stderr.decode(errors='replace').strip()[-1000:]}",
+                hint="bubblewrap needs unprivileged user namespaces "
+                "(sysctl user.max_user_namespaces > 0)",
+            )
+        if "exit-code" in status:
+            exit_code = status["exit-code"]
+            # bubblewrap reports a death by signal N as 128 + N.
+            if 128 < exit_code <= 128 + signal.SIGRTMAX:
+                exit_code = -(exit_code - 128)
+    killed_by: KilledBy | None = None
+    if fin.timed_out:
+        killed_by = "timeout"
+    elif fin.overflowed:
+        killed_by = "output"
+    elif exit_code == -signal.SIGXCPU or (
+        # A SIGKILL we did not send, after the CPU budget was spent: the hard
+        # RLIMIT_CPU.  rusage rounds a little below what the kernel enforced.
+        exit_code == -signal.SIGKILL and fin.cpu_time >= 0.95 * lim.cpu_limit
+    ):
+        killed_by = "cpu"
+    elif exit_code != 0 and b"MemoryError" in fin.stderr[-2048:]:
+        killed_by = "memory"
+    elif exit_code < 0:
+        killed_by = "signal"
+    return SandboxResult(
+        exit_code=exit_code,
+        stdout=fin.stdout.decode("utf-8", errors="replace"),
+        stderr=fin.stderr.decode("utf-8", errors="replace"),
+        truncated=fin.truncated,
+        killed_by=killed_by,
+        duration=fin.duration,
+        cpu_time=fin.cpu_time,
+        uid=uid,
+        sandboxed=sandboxed,
+    )
+
+
+def _bwrap_status(raw: bytes) -> dict[str, int]:
+    """bubblewrap's --json-status-fd: one JSON object per line, ours alone to read."""
+    merged: dict[str, int] = {}
+    for line in raw.decode(errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if isinstance(record, dict):
+                merged |= {k: v for k, v in record.items() if type(v) is int}
+    return merged
+
+
+def _parse_report(raw: bytes, n: int) -> tuple[tuple[CallOutcome | None, ...], str | None]:
+    outcomes: list[CallOutcome | None] = [None] * n
+    load_error: str | None = None
+    for line in raw.decode("utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line cut by a kill, or noise the code wrote: not an answer
+        if not isinstance(record, dict):
+            continue
+        if "load_error" in record and load_error is None:
+            load_error = str(record["load_error"])
+        index = record.get("i")
+        # The first record of a case stands; the code could write more, but what it
+        # writes is only ever its own answer to that case.
+        if type(index) is int and 0 <= index < n and outcomes[index] is None:
+            if "error" in record:
+                outcomes[index] = CallOutcome(error=str(record["error"]))
+            elif "value" in record:
+                outcomes[index] = CallOutcome(value=record["value"])
+    return tuple(outcomes), load_error
+
+
+def _canary_problems(seen: object, uid: int, lim: Limits, tools: _Tools) -> list[str]:
+    sandboxed = tools.bwrap is not None
+    if not isinstance(seen, dict):
+        return ["unreadable report"]
+    problems = []
+    if seen.get("uid") == 0 or (uid >= 0 and seen.get("uid") != uid):
+        problems.append(f"runs as uid {seen.get('uid')}, not the fresh uid {uid}")
+    if uid >= 0 and seen.get("nproc") != lim.max_processes + (_BWRAP_PROCESSES if sandboxed else 0):
+        problems.append(f"process limit not applied (RLIMIT_NPROC {seen.get('nproc')})")
+    if seen.get("address_space") != lim.memory_mb * 1024 * 1024:
+        problems.append("memory limit not applied (RLIMIT_AS)")
+    if seen.get("core") != 0:
+        problems.append("core dumps not disabled")
+    if not sandboxed:
+        return problems
+    if seen.get("cap_eff") != "0000000000000000":
+        problems.append(f"capabilities left: {seen.get('cap_eff')}")
+    if seen.get("no_new_privs") != "1":
+        problems.append("no_new_privs not set")
+    if seen.get("seccomp") != "2":
+        problems.append("seccomp filter not active")
+    if seen.get("inet") != "EAFNOSUPPORT":
+        problems.append(f"an inet socket was {seen.get('inet')}")
+    if seen.get("write_root") == "allowed":
+        problems.append("/ is writable")
+    allowed = {"dev", "proc", "tmp", "usr", *_TOP_LEVEL_LINKS}
+    allowed |= {PurePosixPath(p).parts[1] for p in tools.ro_binds}
+    extra = set(seen.get("root_entries") or ["?"]) - allowed
+    if extra:
+        problems.append(f"host paths visible: {sorted(extra)}")
+    # bubblewrap adds PWD (the --chdir directory) on its own.
+    leaked = set(seen.get("pid1_environ") or []) - {*_SANDBOX_ENV, "PWD"}
+    if leaked:
+        problems.append(f"environment variables leak into the sandbox: {sorted(leaked)}")
+    return problems
+
+
+def _prepare_files(code: str | Mapping[str, str], main: str) -> dict[str, bytes]:
+    files = {main: code} if isinstance(code, str) else dict(code)
+    if main not in files:
+        raise ValueError(f"{main!r} is not among the files")
+    for name in files:
+        path = PurePosixPath(name)
+        if (
+            path.is_absolute()
+            or not path.parts
+            or any(part in ("", ".", "..") for part in path.parts)
+            or "\0" in name
+            or str(path) != name
+        ):
+            raise ValueError(f"not a plain relative file name: {name!r}")
+        if path.parts[0].startswith(_RESERVED):
+            raise ValueError(f"file names starting with {_RESERVED!r} are reserved: {name!r}")
+    return {name: text.encode() for name, text in files.items()}
+
+
+def _check_interpreter(python: str) -> str:
+    """The interpreter's real path, if every user can read and run it."""
+    given = Path(python)
+    if not given.is_absolute():
+        raise SandboxError(f"the sandbox interpreter must be an absolute path: {python}")
+    real = given.resolve()
+    if not real.is_file():
+        raise SandboxError(f"sandbox interpreter not found: {python}", hint=_PYTHON_HINT)
+    mode = real.stat().st_mode
+    if not (mode & stat.S_IROTH and mode & stat.S_IXOTH):
+        raise SandboxError(f"{real} is not readable by other users", hint=_PYTHON_HINT)
+    for parent in real.parents:
+        if not parent.stat().st_mode & stat.S_IXOTH:
+            raise SandboxError(
+                f"sandbox interpreter {real} is inside {parent}, which other users cannot enter",
+                hint=_PYTHON_HINT,
+            )
+    return str(real)
+
+
+def _find_tool(name: str, what: str, install: str) -> str:
+    found = shutil.which(name) if os.sep not in name else name
+    if found is None or not os.access(found, os.X_OK) or not Path(found).is_file():
+        raise SandboxError(
+            f"{what} not found ({name}); the sandbox refuses to run without it",
+            hint=install,
+        )
+    return str(Path(found).resolve())
+
+
+@functools.cache
+def _harness_source() -> bytes:
+    return (Path(__file__).parent / "_harness.py").read_bytes()
