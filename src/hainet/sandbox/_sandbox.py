@@ -11,13 +11,23 @@ import os
 import shutil
 import signal
 import stat
-import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
 from hainet.errors import SandboxError
+from hainet.sandbox._launch import (
+    BWRAP_PROCESSES,
+    PY_FLAGS,
+    SANDBOX_ENV,
+    TOP_LEVEL_LINKS,
+    WORK,
+    FdSet,
+    Tools,
+    bwrap_argv,
+    host_workdir,
+    prlimit_argv,
+)
 from hainet.sandbox._process import Finished, Launch, supervise
 from hainet.sandbox._result import (
     CallOutcome,
@@ -35,20 +45,9 @@ __all__ = ["DEFAULT_PYTHON", "Sandbox"]
 logger = logging.getLogger("hainet.sandbox")
 
 DEFAULT_PYTHON = "/usr/bin/python3"
-# -I is -E -s -P; -P would keep the script's directory off sys.path, and a program
-# given as several files needs to import its siblings.  Inside the sandbox that
-# directory is the run's own /tmp, so -P protects nothing there.  -S: no site
-# packages (and no .pth files that import things), -B: no .pyc written.
-_PY_FLAGS = ("-E", "-s", "-S", "-B")
-_WORK = "/tmp"
 _RESERVED = ".hainet"
-# bubblewrap's monitor process counts against the uid's RLIMIT_NPROC as well.
-_BWRAP_PROCESSES = 1
 _STATUS_CAP = 64 * 1024
 _REPORT_CAP = 16 * 1024 * 1024
-# The code's whole environment; nothing of the host's reaches it.
-_SANDBOX_ENV = {"HOME": _WORK, "TMPDIR": _WORK, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
-_TOP_LEVEL_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 _PYTHON_HINT = (
     "use an interpreter every user can read, e.g. Debian's /usr/bin/python3 "
     "(apt-get install python3-minimal); one under a private home such as pyenv's "
@@ -57,15 +56,6 @@ _PYTHON_HINT = (
 
 _canary_lock = threading.Lock()
 _canary_passed: set[tuple[object, ...]] = set()
-
-
-@dataclass(frozen=True, slots=True)
-class _Tools:
-    python: str
-    prlimit: str
-    bwrap: str | None
-    """None only with ``unsafe_no_sandbox``."""
-    ro_binds: tuple[str, ...] = ()
 
 
 class Sandbox:
@@ -92,7 +82,7 @@ class Sandbox:
         self.unsafe_no_sandbox = unsafe_no_sandbox
         self._python, self._bwrap, self._prlimit = str(python), str(bwrap), str(prlimit)
         self._uids = UidPool(uids, lock_dir)
-        self._tools_cache: _Tools | None = None
+        self._tools_cache: Tools | None = None
         self._lock = threading.Lock()
         if unsafe_no_sandbox:
             logger.warning(
@@ -178,7 +168,7 @@ class Sandbox:
             lim = dataclasses.replace(lim, memory_mb=memory_mb)
         return lim
 
-    def _tools(self) -> _Tools:
+    def _tools(self) -> Tools:
         with self._lock:
             if self._tools_cache is None:
                 tools = self._preflight()
@@ -190,11 +180,11 @@ class Sandbox:
                 self._tools_cache = tools
             return self._tools_cache
 
-    def _preflight(self) -> _Tools:
+    def _preflight(self) -> Tools:
         python = _check_interpreter(self._python)
         prlimit = _find_tool(self._prlimit, "prlimit", "apt-get install util-linux")
         if self.unsafe_no_sandbox:
-            return _Tools(python=python, prlimit=prlimit, bwrap=None)
+            return Tools(python=python, prlimit=prlimit, bwrap=None)
         if os.geteuid() != 0:
             raise SandboxError(
                 "the sandbox runs each program under a fresh uid, which needs root",
@@ -205,9 +195,9 @@ class Sandbox:
         filter_bpf()  # fails closed, naming the binding to install
         prefix = Path(python).parents[1]
         binds = () if Path(python).is_relative_to("/usr") else (str(prefix),)
-        return _Tools(python=python, prlimit=prlimit, bwrap=bwrap, ro_binds=binds)
+        return Tools(python=python, prlimit=prlimit, bwrap=bwrap, ro_binds=binds)
 
-    def _canary(self, tools: _Tools) -> None:
+    def _canary(self, tools: Tools) -> None:
         source = (Path(__file__).parent / "_canary.py").read_bytes()
         name = f"{_RESERVED}_canary.py"
         lim = Limits(timeout=30.0, memory_mb=256, max_processes=8)
@@ -230,7 +220,7 @@ class Sandbox:
 
     def _execute(
         self,
-        tools: _Tools,
+        tools: Tools,
         files: dict[str, bytes],
         tail: list[str],
         stdin: bytes | None,
@@ -243,7 +233,7 @@ class Sandbox:
         if any(len(b) > lim.max_file_mb * 1024 * 1024 for b in files.values()):
             raise ValueError("a file is larger than Limits.max_file_mb")
         lease = self._uids.lease() if os.geteuid() == 0 else contextlib.nullcontext(None)
-        with lease as uid, _FdSet() as fds, contextlib.ExitStack() as stack:
+        with lease as uid, FdSet() as fds, contextlib.ExitStack() as stack:
             side: dict[str, tuple[int, int]] = {}
             passed: list[int] = []  # descriptors the child inherits
             handed: list[int] = []  # write ends supervise() closes once the child has them
@@ -253,12 +243,12 @@ class Sandbox:
                 passed.append(report_w)
                 handed.append(report_w)
                 tail = [*tail, str(report_w)]
-            argv = _prlimit_argv(tools.prlimit, lim, uid, sandboxed=tools.bwrap is not None)
-            python_argv = [tools.python, *_PY_FLAGS, *tail]
+            argv = prlimit_argv(tools.prlimit, lim, uid, sandboxed=tools.bwrap is not None)
+            python_argv = [tools.python, *PY_FLAGS, *tail]
             env: dict[str, str] = {}
             cwd = "/"
             if tools.bwrap is None:
-                cwd = stack.enter_context(_host_workdir(files, uid))
+                cwd = stack.enter_context(host_workdir(files, uid))
                 env = {"HOME": cwd, "TMPDIR": cwd, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
                 argv += python_argv
             else:
@@ -271,11 +261,11 @@ class Sandbox:
                     for parent in reversed(PurePosixPath(name).parents[:-1]):
                         if parent not in made:
                             made.add(parent)
-                            file_ops += ["--dir", f"{_WORK}/{parent}"]
+                            file_ops += ["--dir", f"{WORK}/{parent}"]
                     fd = fds.memfd(content)
                     passed.append(fd)
-                    file_ops += ["--file", str(fd), f"{_WORK}/{name}"]
-                argv += _bwrap_argv(tools, lim, status_w, seccomp_fd, file_ops)
+                    file_ops += ["--file", str(fd), f"{WORK}/{name}"]
+                argv += bwrap_argv(tools, lim, status_w, seccomp_fd, file_ops)
                 argv += ["--", *python_argv]
                 passed += [status_w, seccomp_fd]
                 handed.append(status_w)
@@ -309,131 +299,6 @@ def _sweep(uid: int | None) -> None:
         kill_uid(uid)
 
 
-class _FdSet:
-    """Descriptors of one run, all closed at the end except those handed over."""
-
-    def __init__(self) -> None:
-        self.owned: set[int] = set()
-
-    def __enter__(self) -> _FdSet:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for fd in self.owned:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-    def pipe(self) -> tuple[int, int]:
-        r, w = os.pipe()
-        self.owned |= {r, w}
-        return r, w
-
-    def memfd(self, content: bytes) -> int:
-        # A memfd rather than a file on disk: nothing of the run touches the host's
-        # filesystem, and bubblewrap copies it into the sandbox's tmpfs (--file).
-        fd = os.memfd_create("hainet-sandbox")
-        self.owned.add(fd)
-        view = memoryview(content)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.lseek(fd, 0, os.SEEK_SET)
-        return fd
-
-    def hand_over(self, fds: Sequence[int]) -> None:
-        self.owned -= set(fds)
-
-
-def _prlimit_argv(prlimit: str, lim: Limits, uid: int | None, *, sandboxed: bool) -> list[str]:
-    """Layer 2 as a launcher: prlimit sets the limits on itself, then execs the rest.
-
-    A launcher rather than a ``preexec_fn``: ``preexec_fn`` runs Python between fork
-    and exec, which can deadlock in a process with threads (the bench has them).
-    """
-    mib = 1024 * 1024
-    cpu = lim.cpu_limit
-    argv = [
-        prlimit,
-        f"--as={lim.memory_mb * mib}",
-        # Soft and hard alike: as pid 1 of its namespace the code ignores SIGXCPU
-        # (see --as-pid-1), so the hard limit's SIGKILL is what ends it.
-        f"--cpu={cpu}:{cpu}",
-        f"--nofile={lim.max_open_files}",
-        f"--fsize={lim.max_file_mb * mib}",
-        "--core=0",
-        "--memlock=0",
-        "--msgqueue=0",
-    ]
-    if uid is not None:
-        # Only meaningful under a uid of our own: it counts every process of the uid.
-        extra = _BWRAP_PROCESSES if sandboxed else 0
-        argv.append(f"--nproc={lim.max_processes + extra}")
-    return [*argv, "--"]
-
-
-def _bwrap_argv(
-    tools: _Tools, lim: Limits, status_fd: int, seccomp_fd: int, file_ops: list[str]
-) -> list[str]:
-    """Layer 3 and 4: namespaces, a root of read-only system files, the filter."""
-    assert tools.bwrap is not None
-    argv = [
-        tools.bwrap,
-        "--unshare-all",  # user, pid, net, ipc, uts, cgroup, mount: no network at all
-        "--unshare-user",
-        "--disable-userns",  # no namespaces inside; seccomp denies them too
-        "--die-with-parent",
-        # The code is pid 1 of its namespace instead of bubblewrap's reaper: then the
-        # monitor waits for it, and its CPU time reaches our wait4().  It also means
-        # signals it sends itself with no handler are ignored, and SIGXCPU at the
-        # soft CPU limit too, which is why soft and hard CPU limits are the same.
-        "--as-pid-1",
-        "--new-session",
-        "--cap-drop", "ALL",
-        "--hostname", "sandbox",
-        "--ro-bind", "/usr", "/usr",
-    ]  # fmt: skip
-    for name in _TOP_LEVEL_LINKS:
-        host = Path("/", name)
-        if host.is_symlink():
-            argv += ["--symlink", os.readlink(host), f"/{name}"]
-        elif host.is_dir():
-            argv += ["--ro-bind", str(host), f"/{name}"]
-    for path in tools.ro_binds:
-        argv += ["--ro-bind", path, path]
-    argv += [
-        "--proc", "/proc",
-        "--dev", "/dev",
-        # /dev is a tmpfs of its own that --remount-ro / does not reach; left
-        # writable, /dev/shm would be unbounded memory outside RLIMIT_AS.
-        "--remount-ro", "/dev",
-        "--size", str(lim.tmp_mb * 1024 * 1024), "--tmpfs", _WORK,
-        *file_ops,
-        # Without this the root is a writable tmpfs with no size limit.
-        "--remount-ro", "/",
-        "--chdir", _WORK,
-        *(arg for name, value in _SANDBOX_ENV.items() for arg in ("--setenv", name, value)),
-        "--json-status-fd", str(status_fd),
-        "--seccomp", str(seccomp_fd),
-    ]  # fmt: skip
-    return argv
-
-
-@contextlib.contextmanager
-def _host_workdir(files: Mapping[str, bytes], uid: int | None) -> Iterator[str]:
-    """unsafe_no_sandbox only: the files in a private host directory owned by ``uid``."""
-    workdir = Path(tempfile.mkdtemp(prefix="hainet-unsafe-"))
-    try:
-        for name, content in files.items():
-            target = workdir / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content)
-        if uid is not None:
-            for path in [workdir, *workdir.rglob("*")]:
-                os.chown(path, uid, uid, follow_symlinks=False)
-        yield str(workdir)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
 def _classify(fin: Finished, lim: Limits, uid: int, *, sandboxed: bool) -> SandboxResult:
     """Turn what the host saw into a result, or a SandboxError if the sandbox broke."""
     exit_code = fin.status
@@ -446,8 +311,8 @@ def _classify(fin: Finished, lim: Limits, uid: int, *, sandboxed: bool) -> Sandb
             raise SandboxError(
                 f"the sandbox failed to start ({why}): "
                 f"{fin.stderr.decode(errors='replace').strip()[-1000:]}",
-                hint="bubblewrap needs unprivileged user namespaces "
-                "(sysctl user.max_user_namespaces > 0)",
+                hint="see docs/sandbox.md; bubblewrap needs unprivileged user "
+                "namespaces (sysctl user.max_user_namespaces > 0)",
             )
         if "exit-code" in status:
             exit_code = status["exit-code"]
@@ -516,14 +381,14 @@ def _parse_report(raw: bytes, n: int) -> tuple[tuple[CallOutcome | None, ...], s
     return tuple(outcomes), load_error
 
 
-def _canary_problems(seen: object, uid: int, lim: Limits, tools: _Tools) -> list[str]:
+def _canary_problems(seen: object, uid: int, lim: Limits, tools: Tools) -> list[str]:
     sandboxed = tools.bwrap is not None
     if not isinstance(seen, dict):
         return ["unreadable report"]
     problems = []
     if seen.get("uid") == 0 or (uid >= 0 and seen.get("uid") != uid):
         problems.append(f"runs as uid {seen.get('uid')}, not the fresh uid {uid}")
-    if uid >= 0 and seen.get("nproc") != lim.max_processes + (_BWRAP_PROCESSES if sandboxed else 0):
+    if uid >= 0 and seen.get("nproc") != lim.max_processes + (BWRAP_PROCESSES if sandboxed else 0):
         problems.append(f"process limit not applied (RLIMIT_NPROC {seen.get('nproc')})")
     if seen.get("address_space") != lim.memory_mb * 1024 * 1024:
         problems.append("memory limit not applied (RLIMIT_AS)")
@@ -541,13 +406,13 @@ def _canary_problems(seen: object, uid: int, lim: Limits, tools: _Tools) -> list
         problems.append(f"an inet socket was {seen.get('inet')}")
     if seen.get("write_root") == "allowed":
         problems.append("/ is writable")
-    allowed = {"dev", "proc", "tmp", "usr", *_TOP_LEVEL_LINKS}
+    allowed = {"dev", "proc", "tmp", "usr", *TOP_LEVEL_LINKS}
     allowed |= {PurePosixPath(p).parts[1] for p in tools.ro_binds}
     extra = set(seen.get("root_entries") or ["?"]) - allowed
     if extra:
         problems.append(f"host paths visible: {sorted(extra)}")
     # bubblewrap adds PWD (the --chdir directory) on its own.
-    leaked = set(seen.get("pid1_environ") or []) - {*_SANDBOX_ENV, "PWD"}
+    leaked = set(seen.get("pid1_environ") or []) - {*SANDBOX_ENV, "PWD"}
     if leaked:
         problems.append(f"environment variables leak into the sandbox: {sorted(leaked)}")
     return problems
