@@ -258,22 +258,35 @@ def test_a_bwrap_failure_is_a_sandbox_error_not_a_code_failure(public_dir: Path)
         "#!/bin/sh\necho 'bwrap: Creating new namespace failed: Operation not permitted' >&2\n"
         "exit 1\n",
     )
-    with pytest.raises(SandboxError, match="Creating new namespace failed"):
+    with pytest.raises(SandboxError, match="failed before the code started.*namespace failed"):
         Sandbox(bwrap=fake).run("print('ran')")
 
 
 def test_a_bwrap_failure_after_the_canary_is_still_a_sandbox_error(public_dir: Path) -> None:
-    # Real bubblewrap for the canary, then a broken one: the path every later run takes.
+    # Real bubblewrap for the canary; afterwards a bind whose source is missing, which
+    # bubblewrap finds only inside the child it has already forked and reported.
     fake = write_script(
         public_dir / "bwrap",
-        '#!/bin/sh\ncase "$*" in *.hainet_canary.py*) exec /usr/bin/bwrap "$@";; esac\n'
-        "echo 'bwrap: Can't mount proc on /newroot/proc: Operation not permitted' >&2\n"
-        "exit 1\n",
+        "#!/usr/bin/python3 -I\nimport os, sys\nargs = sys.argv[1:]\n"
+        "if not any('.hainet_canary.py' in a for a in args):\n"
+        "    args[:0] = ['--ro-bind', '/nonexistent-hainet', '/x']\n"
+        "os.execve('/usr/bin/bwrap', ['bwrap', *args], {})\n",
     )
     box = Sandbox(bwrap=fake)
     box.self_check()
-    with pytest.raises(SandboxError, match="failed to start"):
+    with pytest.raises(SandboxError, match="Can't find source path /nonexistent-hainet"):
         box.run("print('ran')")
+
+
+def test_code_that_imitates_a_bwrap_error_is_still_the_codes_failure(sandbox: Sandbox) -> None:
+    code = 'import sys\nprint("bwrap: Can\'t mount proc", file=sys.stderr)\nsys.exit(1)'
+    r = sandbox.run(code)
+    assert (r.exit_code, r.stderr) == (1, "bwrap: Can't mount proc\n")
+
+
+def test_a_timeout_too_short_to_start_is_a_sandbox_error(sandbox: Sandbox) -> None:
+    with pytest.raises(SandboxError, match="timed out while starting"):
+        sandbox.run("print('ran')", timeout=0.001)
 
 
 def test_a_layer_that_silently_fails_is_caught_by_the_canary(public_dir: Path) -> None:
@@ -282,7 +295,7 @@ def test_a_layer_that_silently_fails_is_caught_by_the_canary(public_dir: Path) -
         public_dir / "bwrap",
         "#!/usr/bin/python3 -I\nimport os, sys\nargs = sys.argv[1:]\n"
         "i = args.index('--seccomp')\ndel args[i:i + 2]\n"
-        "os.execv('/usr/bin/bwrap', ['bwrap', *args])\n",
+        "os.execve('/usr/bin/bwrap', ['bwrap', *args], {})\n",
     )
     with pytest.raises(SandboxError, match="seccomp filter not active"):
         Sandbox(bwrap=fake).run("print('ran')")

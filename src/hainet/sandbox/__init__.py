@@ -38,8 +38,9 @@ Anything missing or off raises :class:`~hainet.errors.SandboxError` naming the p
 and how to install it, and no code runs.  ``unsafe_no_sandbox=True`` (the CLI's
 ``--unsafe-no-sandbox``) skips layers 3 and 4 after a ``logging.WARNING``; layers 1
 and 2 still apply.  A failure of the sandbox itself is a ``SandboxError`` too, never
-a result: bubblewrap reports the child's pid on a status pipe only the host holds
-once the sandbox is set up, and without that line the code never ran.
+a result: the interpreter's first act, before the code's first line, is to write
+one byte to a pipe only the host holds and close it; without that byte the code
+never ran, whatever the exit status or stderr say (``_launch.BOOTSTRAP``).
 
 **Verdicts are computed outside.**  ``SandboxResult`` holds what the code said
 (stdout, stderr, exit code): all of it is the code's to forge, so none of it is a

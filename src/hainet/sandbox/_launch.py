@@ -13,9 +13,11 @@ from pathlib import Path
 from hainet.sandbox._result import Limits
 
 __all__ = [
+    "BOOTSTRAP",
     "BWRAP_PROCESSES",
     "PY_FLAGS",
     "SANDBOX_ENV",
+    "STARTED",
     "TOP_LEVEL_LINKS",
     "WORK",
     "FdSet",
@@ -35,6 +37,25 @@ WORK = "/tmp"
 BWRAP_PROCESSES = 1
 # The code's whole environment; nothing of the host's reaches it.
 SANDBOX_ENV = {"HOME": WORK, "TMPDIR": WORK, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+# How the interpreter starts the program, as ``python FLAGS -c BOOTSTRAP MAIN ARGS``.
+# Its first act is to write one byte to a pipe only the host reads, then close it;
+# the code's first line runs after that.  So the byte means "the sandbox is set up
+# and the interpreter runs", and its absence means the sandbox (bubblewrap, prlimit,
+# a too-small memory limit) failed, whatever the exit status or stderr say: the
+# code cannot fake a failure of the sandbox, nor hide one.  bubblewrap's own
+# --json-status-fd cannot tell this: it reports the child before setting it up.
+# Then it runs MAIN as __main__ would run, with its directory first on sys.path.
+BOOTSTRAP = """\
+import os, sys
+os.write({fd}, b"+")
+os.close({fd})
+sys.argv = sys.argv[1:]
+__file__ = os.path.abspath(sys.argv[0])
+sys.path[0] = os.path.dirname(__file__)
+del os, sys
+exec(compile(open(__file__, "rb").read(), __file__, "exec"))
+"""
+STARTED = b"+"
 TOP_LEVEL_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 
 
@@ -108,9 +129,7 @@ def prlimit_argv(prlimit: str, lim: Limits, uid: int | None, *, sandboxed: bool)
     return [*argv, "--"]
 
 
-def bwrap_argv(
-    tools: Tools, lim: Limits, status_fd: int, seccomp_fd: int, file_ops: list[str]
-) -> list[str]:
+def bwrap_argv(tools: Tools, lim: Limits, seccomp_fd: int, file_ops: list[str]) -> list[str]:
     """Layer 3 and 4: namespaces, a root of read-only system files, the filter."""
     assert tools.bwrap is not None
     argv = [
@@ -149,7 +168,6 @@ def bwrap_argv(
         "--remount-ro", "/",
         "--chdir", WORK,
         *(arg for name, value in SANDBOX_ENV.items() for arg in ("--setenv", name, value)),
-        "--json-status-fd", str(status_fd),
         "--seccomp", str(seccomp_fd),
     ]  # fmt: skip
     return argv

@@ -17,9 +17,11 @@ from pathlib import Path, PurePosixPath
 
 from hainet.errors import SandboxError
 from hainet.sandbox._launch import (
+    BOOTSTRAP,
     BWRAP_PROCESSES,
     PY_FLAGS,
     SANDBOX_ENV,
+    STARTED,
     TOP_LEVEL_LINKS,
     WORK,
     FdSet,
@@ -46,7 +48,6 @@ logger = logging.getLogger("hainet.sandbox")
 
 DEFAULT_PYTHON = "/usr/bin/python3"
 _RESERVED = ".hainet"
-_STATUS_CAP = 64 * 1024
 _REPORT_CAP = 16 * 1024 * 1024
 _PYTHON_HINT = (
     "use an interpreter every user can read, e.g. Debian's /usr/bin/python3 "
@@ -243,8 +244,13 @@ class Sandbox:
                 passed.append(report_w)
                 handed.append(report_w)
                 tail = [*tail, str(report_w)]
+            started_r, started_w = fds.pipe()
+            side["started"] = (started_r, len(STARTED))
+            passed.append(started_w)
+            handed.append(started_w)
             argv = prlimit_argv(tools.prlimit, lim, uid, sandboxed=tools.bwrap is not None)
-            python_argv = [tools.python, *PY_FLAGS, *tail]
+            bootstrap = BOOTSTRAP.format(fd=started_w)
+            python_argv = [tools.python, *PY_FLAGS, "-c", bootstrap, *tail]
             env: dict[str, str] = {}
             cwd = "/"
             if tools.bwrap is None:
@@ -252,8 +258,6 @@ class Sandbox:
                 env = {"HOME": cwd, "TMPDIR": cwd, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
                 argv += python_argv
             else:
-                status_r, status_w = fds.pipe()
-                side["status"] = (status_r, _STATUS_CAP)
                 seccomp_fd = fds.memfd(filter_bpf())
                 file_ops: list[str] = []
                 made: set[PurePosixPath] = set()
@@ -265,10 +269,9 @@ class Sandbox:
                     fd = fds.memfd(content)
                     passed.append(fd)
                     file_ops += ["--file", str(fd), f"{WORK}/{name}"]
-                argv += bwrap_argv(tools, lim, status_w, seccomp_fd, file_ops)
+                argv += bwrap_argv(tools, lim, seccomp_fd, file_ops)
                 argv += ["--", *python_argv]
-                passed += [status_w, seccomp_fd]
-                handed.append(status_w)
+                passed.append(seccomp_fd)
                 # env stays empty: bubblewrap's own environment is what
                 # /proc/1/environ shows inside, and its --clearenv only clears the
                 # child's, so anything given to bwrap would leak.
@@ -301,24 +304,19 @@ def _sweep(uid: int | None) -> None:
 
 def _classify(fin: Finished, lim: Limits, uid: int, *, sandboxed: bool) -> SandboxResult:
     """Turn what the host saw into a result, or a SandboxError if the sandbox broke."""
+    if fin.side.get("started") != STARTED:
+        why = "timed out while starting" if fin.timed_out else f"exit {fin.status}"
+        raise SandboxError(
+            f"the sandbox failed before the code started ({why}): "
+            f"{fin.stderr.decode(errors='replace').strip()[-1000:]}",
+            hint="see docs/sandbox.md; bubblewrap needs unprivileged user namespaces "
+            "(sysctl user.max_user_namespaces > 0), the interpreter needs memory_mb >= 32",
+        )
     exit_code = fin.status
-    if sandboxed:
-        status = _bwrap_status(fin.side.get("status", b""))
-        if "child-pid" not in status:
-            # bubblewrap reports the child once the sandbox is set up; without that
-            # line the code never started, whatever bwrap printed or exited with.
-            why = "timed out while starting" if fin.timed_out else f"exit {fin.status}"
-            raise SandboxError(
-                f"the sandbox failed to start ({why}): "
-                f"{fin.stderr.decode(errors='replace').strip()[-1000:]}",
-                hint="see docs/sandbox.md; bubblewrap needs unprivileged user "
-                "namespaces (sysctl user.max_user_namespaces > 0)",
-            )
-        if "exit-code" in status:
-            exit_code = status["exit-code"]
-            # bubblewrap reports a death by signal N as 128 + N.
-            if 128 < exit_code <= 128 + signal.SIGRTMAX:
-                exit_code = -(exit_code - 128)
+    # bubblewrap exits with its child's status, and with 128 + N when the child died
+    # of signal N.  (Its own SIGKILL, from our timeout, shows as -9 already.)
+    if sandboxed and 128 < exit_code <= 128 + signal.SIGRTMAX:
+        exit_code = -(exit_code - 128)
     killed_by: KilledBy | None = None
     if fin.timed_out:
         killed_by = "timeout"
@@ -345,17 +343,6 @@ def _classify(fin: Finished, lim: Limits, uid: int, *, sandboxed: bool) -> Sandb
         uid=uid,
         sandboxed=sandboxed,
     )
-
-
-def _bwrap_status(raw: bytes) -> dict[str, int]:
-    """bubblewrap's --json-status-fd: one JSON object per line, ours alone to read."""
-    merged: dict[str, int] = {}
-    for line in raw.decode(errors="replace").splitlines():
-        with contextlib.suppress(ValueError):
-            record = json.loads(line)
-            if isinstance(record, dict):
-                merged |= {k: v for k, v in record.items() if type(v) is int}
-    return merged
 
 
 def _parse_report(raw: bytes, n: int) -> tuple[tuple[CallOutcome | None, ...], str | None]:
