@@ -20,6 +20,7 @@ from hainet.errors import (
     SuiteError,
     ValidationError,
 )
+from hainet.sandbox import Sandbox, SandboxResult
 from hainet.store import CaseResult, Run, Store
 from hainet.types import (
     Completion,
@@ -53,7 +54,9 @@ __all__ = [
     "Request",
     "Run",
     "RunConfig",
+    "Sandbox",
     "SandboxError",
+    "SandboxResult",
     "Settings",
     "Store",
     "StoreError",
