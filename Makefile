@@ -12,12 +12,14 @@ NOAMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
 WHEELHOUSE ?= $(HOME)/.cache/hainet/wheels/llama-$(LLAMA_VERSION)-noamx
 LLAMA_WHEEL := $(WHEELHOUSE)/.built
 
-.PHONY: demo test install install-dev sysdeps lint clean
+.PHONY: demo test install install-dev sysdeps clean
 
 demo: install
 	$(VENV)/bin/hainet bench --quick
 
 test: install-dev sysdeps
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
 
 $(PY):
@@ -49,10 +51,6 @@ sysdeps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-lint: install-dev
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/mypy
-	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

@@ -43,16 +43,25 @@ RESULTS = Path(__file__).parent / "results" / "overhead.json"
 GOAL = 1.05
 
 
-def raw_loop(path: Path, prompts: list[str], params: GenerationParams, *, reset: bool) -> tuple[float, list[str]]:
+def raw_loop(
+    path: Path, prompts: list[str], params: GenerationParams, *, reset: bool
+) -> tuple[float, list[str]]:
     start = time.perf_counter()
-    llm = llama_cpp.Llama(model_path=str(path), n_ctx=2048, n_threads=2, n_threads_batch=2,
-                          seed=0, verbose=False)
+    llm = llama_cpp.Llama(
+        model_path=str(path), n_ctx=2048, n_threads=2, n_threads_batch=2, seed=0, verbose=False
+    )
     texts = []
     for prompt in prompts:
         if reset:
             llm.reset()
-        out = llm.create_completion(prompt, max_tokens=params.max_tokens, temperature=0.0,
-                                    top_p=1.0, seed=0, stop=list(params.stop))
+        out = llm.create_completion(
+            prompt,
+            max_tokens=params.max_tokens,
+            temperature=0.0,
+            top_p=1.0,
+            seed=0,
+            stop=list(params.stop),
+        )
         texts.append(out["choices"][0]["text"])
     llm.close()
     return time.perf_counter() - start, texts
@@ -69,8 +78,12 @@ def hainet_path(path: Path, store: Store) -> tuple[float, list[str]]:
 
 def side(name: str, work: Path) -> tuple[float, list[str]]:
     """Run one side in a fresh process; it prints its time and outputs as JSON."""
-    proc = subprocess.run([sys.executable, __file__, "--side", name, "--work", str(work)],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--side", name, "--work", str(work)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         sys.exit(f"{name} side failed: {proc.stderr[-2000:]}")
     data = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -121,15 +134,20 @@ def main() -> None:
     ratio = hainet_med / raw_med
     result = {
         "name": "overhead",
-        "what": (f"wall time of {len(prompts)} reasoning prompts (load included, max_tokens "
-                 f"{req_params.max_tokens}), hainet bench path / raw llama-cpp-python loop, "
-                 f"median of {args.rounds} alternating rounds"),
+        "what": (
+            f"wall time of {len(prompts)} reasoning prompts (load included, max_tokens "
+            f"{req_params.max_tokens}), hainet bench path / raw llama-cpp-python loop, "
+            f"median of {args.rounds} alternating rounds"
+        ),
         "figure": round(ratio, 4),
         "unit": "ratio",
-        "baseline": {"raw_median_s": round(raw_med, 4), "hainet_median_s": round(hainet_med, 4),
-                     "raw_s": [round(t, 4) for t in raw_times],
-                     "hainet_s": [round(t, 4) for t in hainet_times],
-                     "raw_prefix_reuse_s": round(reuse_times[0], 4)},
+        "baseline": {
+            "raw_median_s": round(raw_med, 4),
+            "hainet_median_s": round(hainet_med, 4),
+            "raw_s": [round(t, 4) for t in raw_times],
+            "hainet_s": [round(t, 4) for t in hainet_times],
+            "raw_prefix_reuse_s": round(reuse_times[0], 4),
+        },
         "ratio": round(ratio, 4),
         "goal": f"<= {GOAL}",
         "passed": ratio <= GOAL,

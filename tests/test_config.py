@@ -39,7 +39,9 @@ def test_unreadable_toml_is_a_config_error(hainet_home: Path) -> None:
 def test_add_model_keeps_comments_and_refuses_duplicates(hainet_home: Path) -> None:
     path = config_path(hainet_home)
     path.write_text("# my settings\nn_threads = 2\n")
-    add_model_to_config(hainet_home, "srv", {"backend": "openai", "url": "http://x/v1", "model": "m"})
+    add_model_to_config(
+        hainet_home, "srv", {"backend": "openai", "url": "http://x/v1", "model": "m"}
+    )
     text = path.read_text()
     assert "# my settings" in text and "[models.srv]" in text
     cfg = load_settings()

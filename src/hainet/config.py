@@ -136,7 +136,9 @@ def add_model_to_config(home: Path, name: str, table: dict[str, Any]) -> Path:
     """Add ``[models.NAME]`` to the TOML file, keeping the user's comments and layout."""
     path = config_path(home)
     try:
-        doc = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else tomlkit.document()
+        doc = (
+            tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else tomlkit.document()
+        )
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from None
     models = doc.get("models")

@@ -28,11 +28,28 @@ def llama_server(gguf: Path, alias: str) -> Iterator[str]:
     """A real `python -m llama_cpp.server` with the bundled model; yields its base URL."""
     port = free_port()
     # A file, not a pipe: llama.cpp logs enough to fill a pipe nobody reads and block.
-    log = tempfile.TemporaryFile(mode="w+")
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-         "--port", str(port), "--n_threads", "2", "--n_ctx", "2048", "--model_alias", alias],
-        stdout=log, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(gguf),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_threads",
+            "2",
+            "--n_ctx",
+            "2048",
+            "--model_alias",
+            alias,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}/v1"
     try:
@@ -84,8 +101,13 @@ class FlakyServer:
                 self.wfile.write(data)
 
             def do_GET(self) -> None:
-                self._json(200, {"object": "list", "data": [{"id": "flaky", "object": "model",
-                                                             "created": 0, "owned_by": "t"}]})
+                self._json(
+                    200,
+                    {
+                        "object": "list",
+                        "data": [{"id": "flaky", "object": "model", "created": 0, "owned_by": "t"}],
+                    },
+                )
 
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -97,8 +119,13 @@ class FlakyServer:
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
                 for ch in outer.text:
-                    chunk = {"id": "c", "object": "text_completion", "created": 0, "model": "flaky",
-                             "choices": [{"index": 0, "text": ch, "finish_reason": None}]}
+                    chunk = {
+                        "id": "c",
+                        "object": "text_completion",
+                        "created": 0,
+                        "model": "flaky",
+                        "choices": [{"index": 0, "text": ch, "finish_reason": None}],
+                    }
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 self.wfile.write(b"data: [DONE]\n\n")
 

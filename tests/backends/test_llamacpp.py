@@ -66,7 +66,9 @@ async def test_every_request_prefills_its_whole_prompt(llama: LlamaCppBackend) -
     import llama_cpp
 
     prompt = "Q: What is 7 * 6?\nA:"
-    shared = Request(prompt=prompt + " 42\nQ: And 7 * 7?\nA:", params=GenerationParams(max_tokens=4))
+    shared = Request(
+        prompt=prompt + " 42\nQ: And 7 * 7?\nA:", params=GenerationParams(max_tokens=4)
+    )
     first = await llama.generate(Request(prompt=prompt, params=GenerationParams(max_tokens=4)))
     second = await llama.generate(shared)
     evaluated = llama_cpp.llama_perf_context(llama._llm.ctx).n_p_eval

@@ -50,11 +50,19 @@ def test_a_run_stores_every_case_with_scores_and_speed(setup: tuple[Catalog, Sto
     assert run.status == "completed" and run.model_name == "fake"
     full = store.get_run(run.id, with_results=True)
     results = {r.case_id: r for r in full.results or []}
-    assert set(results) == set(seen) == {"arith-add", "arith-mul", "seq-even", "alg-add",
-                                         "logic-syllogism"}
+    assert (
+        set(results)
+        == set(seen)
+        == {"arith-add", "arith-mul", "seq-even", "alg-add", "logic-syllogism"}
+    )
     assert results["arith-add"].score == 1.0 and results["arith-mul"].score == 0.0
     assert "Q: What is 2 + 3?" in results["arith-add"].prompt
-    assert run.summary["suites"]["reasoning"] == {"score": 0.2, "cases": 5, "scored": 5, "errors": 0}
+    assert run.summary["suites"]["reasoning"] == {
+        "score": 0.2,
+        "cases": 5,
+        "scored": 5,
+        "errors": 0,
+    }
     assert run.hardware["cores_logical"] >= 1 and "hainet" in run.versions
     assert run.peak_rss_mb is not None and run.load_s is not None
 
@@ -105,9 +113,11 @@ def test_a_model_that_cannot_load_is_stored_as_failed(
 def test_summarize_ignores_errors_in_means() -> None:
     from hainet.store import CaseResult
 
-    rs = [CaseResult(suite="s", case_id="a", prompt="p", score=1.0, decode_tps=10.0),
-          CaseResult(suite="s", case_id="b", prompt="p", error="boom", decode_tps=99.0),
-          CaseResult(suite="s", case_id="c", prompt="p", score=0.0, decode_tps=20.0)]
+    rs = [
+        CaseResult(suite="s", case_id="a", prompt="p", score=1.0, decode_tps=10.0),
+        CaseResult(suite="s", case_id="b", prompt="p", error="boom", decode_tps=99.0),
+        CaseResult(suite="s", case_id="c", prompt="p", score=0.0, decode_tps=20.0),
+    ]
     s = summarize(rs)
     assert s["suites"]["s"] == {"score": 0.5, "cases": 3, "scored": 2, "errors": 1}
     assert s["decode_tps"] == 15.0

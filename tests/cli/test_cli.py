@@ -21,13 +21,30 @@ def hainet(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, st
 
 def test_multi_value_options_take_several_values() -> None:
     assert expand_multi(["bench", "--models", "a", "b", "--quick", "-s", "x", "y"]) == [
-        "bench", "--models", "a", "--models", "b", "--quick", "-s", "x", "-s", "y"]
+        "bench",
+        "--models",
+        "a",
+        "--models",
+        "b",
+        "--quick",
+        "-s",
+        "x",
+        "-s",
+        "y",
+    ]
     assert expand_multi(["bench", "--temperature", "-1", "--models", "a"]) == [
-        "bench", "--temperature", "-1", "--models", "a"]
+        "bench",
+        "--temperature",
+        "-1",
+        "--models",
+        "a",
+    ]
 
 
 @pytest.mark.model
-def test_bench_quick_on_the_bundled_model(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_bench_quick_on_the_bundled_model(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     out_file = tmp_path / "res.json"
     code, out, _ = hainet(capsys, "bench", "--quick", "--output", str(out_file))
     assert code == 0
@@ -50,8 +67,21 @@ def test_models_list_and_add(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     gguf = tmp_path / "mine.gguf"
     gguf.write_bytes(b"GGUF" + b"\0" * 100)
     assert hainet(capsys, "models", "add", "mine", "--path", str(gguf))[0] == 0
-    assert hainet(capsys, "models", "add", "srv", "--url", "http://127.0.0.1:9/v1",
-                  "--model", "qwen", "--mode", "chat")[0] == 0
+    assert (
+        hainet(
+            capsys,
+            "models",
+            "add",
+            "srv",
+            "--url",
+            "http://127.0.0.1:9/v1",
+            "--model",
+            "qwen",
+            "--mode",
+            "chat",
+        )[0]
+        == 0
+    )
     code, out, _ = hainet(capsys, "models", "--json")
     models = {m["name"]: m for m in json.loads(out)}
     assert list(models) == ["gemma-3-270m", "mine", "srv"]
@@ -59,8 +89,9 @@ def test_models_list_and_add(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     assert models["srv"]["backend"] == "openai" and models["srv"]["mode"] == "chat"
     code, _, err = hainet(capsys, "models", "add", "mine", "--path", str(gguf))
     assert code == 2 and "already exists" in err
-    code, _, err = hainet(capsys, "models", "add", "x", "--url", "http://h/v1", "--model", "m",
-                          "--mode", "sing")
+    code, _, err = hainet(
+        capsys, "models", "add", "x", "--url", "http://h/v1", "--model", "m", "--mode", "sing"
+    )
     assert code == 2 and "mode" in err
 
 
@@ -116,9 +147,13 @@ def test_unreachable_server(capsys: pytest.CaptureFixture[str]) -> None:
 def test_ctrl_c_marks_the_run_interrupted_and_keeps_finished_cases(hainet_home: Path) -> None:
     # The full suite on the real model, interrupted once the first cases are stored.
     env = {**os.environ, "HAINET_HOME": str(hainet_home)}
-    proc = subprocess.Popen([sys.executable, "-c", "from hainet.cli import main; main()",
-                             "bench"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from hainet.cli import main; main()", "bench"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     db = hainet_home / "hainet.db"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -134,8 +169,9 @@ def test_ctrl_c_marks_the_run_interrupted_and_keeps_finished_cases(hainet_home: 
     assert proc.returncode == 130, err
     assert "interrupted" in err
     with sqlite3.connect(db) as con:
-        status, n_cases = con.execute("SELECT status, json_extract(summary, '$.suites.reasoning"
-                                      ".cases') FROM runs").fetchone()
+        status, n_cases = con.execute(
+            "SELECT status, json_extract(summary, '$.suites.reasoning.cases') FROM runs"
+        ).fetchone()
         stored = con.execute("SELECT count(*) FROM results").fetchone()[0]
     assert status == "interrupted"
     assert 2 <= stored < 15 and n_cases == stored

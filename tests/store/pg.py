@@ -31,17 +31,36 @@ def postgres_server() -> Iterator[str]:
     if as_user:
         shutil.chown(root, "postgres")
     try:
-        subprocess.run([*as_user, f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "hainet",
-                        "--no-sync"], check=True, capture_output=True)
         subprocess.run(
-            [*as_user, f"{bindir}/pg_ctl", "-D", data, "-w", "-l", os.path.join(root, "log"),
-             "-o", f"-h 127.0.0.1 -p {port} -k {root} -F", "start"],
-            check=True, capture_output=True,
+            [*as_user, f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "hainet", "--no-sync"],
+            check=True,
+            capture_output=True,
         )
-        subprocess.run([f"{bindir}/createdb", "-h", "127.0.0.1",
-                        "-p", str(port), "-U", "hainet", "hainet"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                *as_user,
+                f"{bindir}/pg_ctl",
+                "-D",
+                data,
+                "-w",
+                "-l",
+                os.path.join(root, "log"),
+                "-o",
+                f"-h 127.0.0.1 -p {port} -k {root} -F",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [f"{bindir}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "hainet", "hainet"],
+            check=True,
+            capture_output=True,
+        )
         yield f"postgresql+psycopg://hainet@127.0.0.1:{port}/hainet"
     finally:
-        subprocess.run([*as_user, f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"],
-                       capture_output=True)
+        subprocess.run(
+            [*as_user, f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"],
+            capture_output=True,
+        )
         shutil.rmtree(root, ignore_errors=True)

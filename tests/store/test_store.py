@@ -13,13 +13,23 @@ from .pg import pg_bin, postgres_server
 
 
 def new_run(store: Store) -> str:
-    return store.create_run(model_name="m", backend="mock", model={"name": "m"},
-                            params={"temperature": 0}, suites=["s"]).id
+    return store.create_run(
+        model_name="m", backend="mock", model={"name": "m"}, params={"temperature": 0}, suites=["s"]
+    ).id
 
 
 def result(i: int, score: float | None = 1.0) -> CaseResult:
-    return CaseResult(suite="s", case_id=f"c{i}", prompt=f"p{i}", output="o", score=score,
-                      ttft_s=0.1, decode_tps=10.0, prompt_tokens=3, completion_tokens=2)
+    return CaseResult(
+        suite="s",
+        case_id=f"c{i}",
+        prompt=f"p{i}",
+        output="o",
+        score=score,
+        ttft_s=0.1,
+        decode_tps=10.0,
+        prompt_tokens=3,
+        completion_tokens=2,
+    )
 
 
 def exercise(store: Store) -> None:
@@ -27,8 +37,9 @@ def exercise(store: Store) -> None:
     for i in range(3):
         store.add_result(run_id, result(i))
     store.update_run(run_id, load_s=0.5)
-    run = store.finish_run(run_id, "completed", summary={"suites": {"s": {"score": 1.0}}},
-                           peak_rss_mb=400.0)
+    run = store.finish_run(
+        run_id, "completed", summary={"suites": {"s": {"score": 1.0}}}, peak_rss_mb=400.0
+    )
     assert run.status == "completed" and run.load_s == 0.5 and run.peak_rss_mb == 400.0
     assert run.finished_at is not None and run.finished_at >= run.created_at
     full = store.get_run(run_id[:10], with_results=True)

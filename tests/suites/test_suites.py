@@ -38,8 +38,13 @@ def test_prompt_mode_is_few_shot_and_chat_mode_is_messages() -> None:
 
 def test_user_suites_in_home_override_and_extend(hainet_home: Path) -> None:
     (hainet_home / "suites").mkdir()
-    mine = {"name": "mine", "version": "1", "capability": "reasoning", "scorer": "exact",
-            "cases": [{"id": "a", "input": "Say hi", "target": "hi"}]}
+    mine = {
+        "name": "mine",
+        "version": "1",
+        "capability": "reasoning",
+        "scorer": "exact",
+        "cases": [{"id": "a", "input": "Say hi", "target": "hi"}],
+    }
     (hainet_home / "suites" / "mine.json").write_text(json.dumps(mine))
     assert "mine" in suite_names(hainet_home)
     assert load_suite("mine", hainet_home).cases[0].target == "hi"
@@ -49,14 +54,45 @@ def test_user_suites_in_home_override_and_extend(hainet_home: Path) -> None:
     ("content", "message"),
     [
         ("{not json", "not valid JSON"),
-        (json.dumps({"name": "x", "version": "1", "capability": "c", "cases": [
-            {"id": "a", "input": "q"}, {"id": "a", "input": "q"}]}), "duplicate case ids"),
-        (json.dumps({"name": "x", "version": "1", "capability": "c", "quick": ["zz"],
-                     "cases": [{"id": "a", "input": "q"}]}), "quick subset names unknown"),
-        (json.dumps({"name": "x", "version": "1", "capability": "c", "scorer": "psychic",
-                     "cases": [{"id": "a", "input": "q"}]}), "unknown scorer 'psychic'"),
-        (json.dumps({"name": "x", "version": "1", "capability": "c",
-                     "cases": [{"id": "a"}]}), "cases.0.input"),
+        (
+            json.dumps(
+                {
+                    "name": "x",
+                    "version": "1",
+                    "capability": "c",
+                    "cases": [{"id": "a", "input": "q"}, {"id": "a", "input": "q"}],
+                }
+            ),
+            "duplicate case ids",
+        ),
+        (
+            json.dumps(
+                {
+                    "name": "x",
+                    "version": "1",
+                    "capability": "c",
+                    "quick": ["zz"],
+                    "cases": [{"id": "a", "input": "q"}],
+                }
+            ),
+            "quick subset names unknown",
+        ),
+        (
+            json.dumps(
+                {
+                    "name": "x",
+                    "version": "1",
+                    "capability": "c",
+                    "scorer": "psychic",
+                    "cases": [{"id": "a", "input": "q"}],
+                }
+            ),
+            "unknown scorer 'psychic'",
+        ),
+        (
+            json.dumps({"name": "x", "version": "1", "capability": "c", "cases": [{"id": "a"}]}),
+            "cases.0.input",
+        ),
     ],
 )
 def test_bad_suite_files_name_the_problem(tmp_path: Path, content: str, message: str) -> None:
@@ -78,21 +114,49 @@ def test_normalize() -> None:
 @pytest.mark.parametrize(
     ("scorer", "case", "text", "expected"),
     [
-        ("exact", Case(id="a", input="q", target="Paris", aliases=["paris france"]), " paris.\nQ:", 1.0),
-        ("exact", Case(id="a", input="q", target="Paris", aliases=["Paris, France"]), "Paris, France", 1.0),
+        (
+            "exact",
+            Case(id="a", input="q", target="Paris", aliases=["paris france"]),
+            " paris.\nQ:",
+            1.0,
+        ),
+        (
+            "exact",
+            Case(id="a", input="q", target="Paris", aliases=["Paris, France"]),
+            "Paris, France",
+            1.0,
+        ),
         ("exact", Case(id="a", input="q", target="Paris"), "London", 0.0),
         ("numeric", Case(id="a", input="q", target=42), " 42 apples", 1.0),
         ("numeric", Case(id="a", input="q", target=1000), "1,000", 1.0),
-        ("numeric", Case(id="a", input="q", target=3.14, options={"tolerance": 0.01}), "3.141", 1.0),
+        (
+            "numeric",
+            Case(id="a", input="q", target=3.14, options={"tolerance": 0.01}),
+            "3.141",
+            1.0,
+        ),
         ("numeric", Case(id="a", input="q", target=42), "41", 0.0),
         ("numeric", Case(id="a", input="q", target=42), "none", 0.0),
         ("regex", Case(id="a", input="q", options={"pattern": r"\bdef \w+\("}), "def f(x):", 1.0),
         ("regex", Case(id="a", input="q", options={"pattern": "^yes$"}), "no", 0.0),
-        ("json_schema", Case(id="a", input="q", options={"schema": {"type": "object",
-         "required": ["a"]}}), 'Here: {"a": 1} done', 1.0),
-        ("json_schema", Case(id="a", input="q", options={"schema": {"type": "object",
-         "required": ["a"]}}), '{"b": 1}', 0.0),
-        ("json_schema", Case(id="a", input="q", options={"schema": {"type": "object"}}), "nothing", 0.0),
+        (
+            "json_schema",
+            Case(id="a", input="q", options={"schema": {"type": "object", "required": ["a"]}}),
+            'Here: {"a": 1} done',
+            1.0,
+        ),
+        (
+            "json_schema",
+            Case(id="a", input="q", options={"schema": {"type": "object", "required": ["a"]}}),
+            '{"b": 1}',
+            0.0,
+        ),
+        (
+            "json_schema",
+            Case(id="a", input="q", options={"schema": {"type": "object"}}),
+            "nothing",
+            0.0,
+        ),
     ],
 )
 def test_scorers(scorer: str, case: Case, text: str, expected: float) -> None:

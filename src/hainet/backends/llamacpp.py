@@ -184,7 +184,9 @@ class LlamaCppBackend(Backend):
         timing = Timing(
             wall_s=wall,
             ttft_s=max(wall - decode_s, 0.0),
-            prefill_tps=(perf.n_p_eval / perf.t_p_eval_ms * 1000.0) if perf.t_p_eval_ms > 0 else None,
+            prefill_tps=(perf.n_p_eval / perf.t_p_eval_ms * 1000.0)
+            if perf.t_p_eval_ms > 0
+            else None,
             decode_tps=(perf.n_eval / decode_s) if decode_s > 0 and perf.n_eval > 0 else None,
         )
         return Completion(

@@ -14,6 +14,7 @@ from the server's ``usage`` when it sends one, otherwise one per streamed chunk.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any, ClassVar
 
@@ -30,9 +31,7 @@ class OpenAIBackend(Backend):
     supports_json_schema = True
     reports_timings = True
 
-    def __init__(
-        self, spec: ModelSpec, *, max_retries: int = 3, timeout: float = 600.0
-    ) -> None:
+    def __init__(self, spec: ModelSpec, *, max_retries: int = 3, timeout: float = 600.0) -> None:
         super().__init__(spec)
         try:
             import openai
@@ -117,8 +116,9 @@ class OpenAIBackend(Backend):
                 assert request.messages is not None
                 if schema_format:
                     kwargs["response_format"] = schema_format
-                msgs = [{"role": m.role, "content": m.content} for m in request.messages]
-                stream = await self._client.chat.completions.create(messages=msgs, **kwargs)
+                msgs: Any = [{"role": m.role, "content": m.content} for m in request.messages]
+                chat: Any = await self._client.chat.completions.create(messages=msgs, **kwargs)
+                stream = chat
                 async for chunk in stream:
                     usage = chunk.usage or usage
                     for choice in chunk.choices:
@@ -169,7 +169,5 @@ class OpenAIBackend(Backend):
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            try:
+            with contextlib.suppress(RuntimeError):  # bound to a loop that is gone
                 asyncio.run(self._client.close())
-            except RuntimeError:  # bound to a loop that is already gone
-                pass

@@ -104,7 +104,15 @@ def hardware_fingerprint() -> dict[str, Any]:
     }
 
 
-_LIBRARIES = ("hainet", "llama_cpp_python", "openai", "SQLAlchemy", "pydantic", "transformers", "torch")
+_LIBRARIES = (
+    "hainet",
+    "llama_cpp_python",
+    "openai",
+    "SQLAlchemy",
+    "pydantic",
+    "transformers",
+    "torch",
+)
 
 
 def library_versions() -> dict[str, str]:

@@ -125,8 +125,11 @@ async def run_model(
         model_name=spec.name,
         backend=spec.backend,
         model=spec.model_dump(mode="json", exclude={"api_key"}),
-        params={"temperature": options.temperature, "seed": options.seed,
-                "max_concurrent": options.max_concurrent},
+        params={
+            "temperature": options.temperature,
+            "seed": options.seed,
+            "max_concurrent": options.max_concurrent,
+        },
         suites=[s.name for s in suites],
         quick=options.quick,
         hardware=hardware_fingerprint(),
@@ -153,14 +156,25 @@ async def run_model(
         await asyncio.gather(*(one(s, c) for s, c in work))
     except (KeyboardInterrupt, asyncio.CancelledError):
         sampler.stop()
-        store.finish_run(run.id, "interrupted", error="interrupted by the user",
-                         summary=summarize(done), peak_rss_mb=sampler.peak_mb,
-                         model_rss_mb=sampler.model_mb)
+        store.finish_run(
+            run.id,
+            "interrupted",
+            error="interrupted by the user",
+            summary=summarize(done),
+            peak_rss_mb=sampler.peak_mb,
+            model_rss_mb=sampler.model_mb,
+        )
         raise
     except HainetError as exc:
         sampler.stop()
-        store.finish_run(run.id, "failed", error=str(exc), summary=summarize(done),
-                         peak_rss_mb=sampler.peak_mb, model_rss_mb=sampler.model_mb)
+        store.finish_run(
+            run.id,
+            "failed",
+            error=str(exc),
+            summary=summarize(done),
+            peak_rss_mb=sampler.peak_mb,
+            model_rss_mb=sampler.model_mb,
+        )
         raise
     finally:
         if backend is not None:

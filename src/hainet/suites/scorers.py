@@ -96,7 +96,9 @@ class NumericScorer:
         try:
             target = float(case.target)
         except (TypeError, ValueError):
-            raise SuiteError(f"case {case.id}: numeric target {case.target!r} is not a number") from None
+            raise SuiteError(
+                f"case {case.id}: numeric target {case.target!r} is not a number"
+            ) from None
         match = _NUMBER.search(completion.text)
         if not match:
             return Score(0.0, "no number in the answer")
