@@ -14,6 +14,7 @@ import typer
 from hainet.cli import bench as _bench
 from hainet.cli import models as _models
 from hainet.cli import runs as _runs
+from hainet.cli import sandbox as _sandbox
 from hainet.cli._common import DbOption, HomeOption, err_console, state
 from hainet.errors import HainetError
 
@@ -37,6 +38,7 @@ def _root(home: Path | None = HomeOption, db: str | None = DbOption) -> None:
 app.command("bench")(_bench.bench)
 app.add_typer(_models.app, name="models")
 app.add_typer(_runs.app, name="runs")
+app.add_typer(_sandbox.app, name="sandbox")
 
 # Options that take several values: `--models A B` as well as `--models A --models B`.
 MULTI_VALUE = {"--models", "-m", "--suites", "-s"}
