@@ -91,7 +91,7 @@ def test_user_suites_in_home_override_and_extend(hainet_home: Path) -> None:
         ),
         (
             json.dumps({"name": "x", "version": "1", "capability": "c", "cases": [{"id": "a"}]}),
-            "cases.0.input",
+            r"bad\.json: case 'a' \(#1\): field 'input': Field required",
         ),
     ],
 )

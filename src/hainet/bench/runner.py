@@ -11,6 +11,7 @@ own transaction as soon as it is scored, and the run is closed as ``completed``,
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,10 +19,25 @@ from typing import Any
 
 from hainet.backends import Backend, Catalog, open_backend
 from hainet.bench.profile import MemorySampler, hardware_fingerprint, library_versions
-from hainet.errors import BackendError, BackendUnavailable, HainetError, ModelNotFound
+from hainet.errors import (
+    BackendError,
+    BackendUnavailable,
+    HainetError,
+    ModelNotFound,
+    SuiteError,
+)
 from hainet.store import CaseResult, Run, Store
-from hainet.suites import Case, ScoringUnavailable, Suite, load_suite
-from hainet.types import GenerationParams, ModelSpec
+from hainet.suites import (
+    Case,
+    Score,
+    Scorers,
+    ScoringContext,
+    ScoringUnavailable,
+    Suite,
+    expand_suite_names,
+    load_suite,
+)
+from hainet.types import Completion, GenerationParams, ModelSpec
 
 __all__ = ["BenchOptions", "Progress", "run_bench", "run_model", "summarize"]
 
@@ -29,10 +45,16 @@ __all__ = ["BenchOptions", "Progress", "run_bench", "run_model", "summarize"]
 @dataclass(frozen=True)
 class BenchOptions:
     suites: Sequence[str] = ("reasoning",)
+    """Suite names; ``all`` is the eight capability suites."""
     quick: bool = False
-    temperature: float = 0.0
+    temperature: float | None = None
+    """Sampling temperature for every case; None: each suite's own (0 unless it says)."""
     seed: int = 0
+    """Seed of the first sample of each case; sample i uses seed + i."""
     max_concurrent: int = 1
+    judge: str | None = None
+    """Model that judges open-ended answers (the ``judge`` scorer)."""
+    unsafe_no_sandbox: bool = False
 
 
 @dataclass
@@ -77,37 +99,90 @@ def _shown(request_prompt: str | None, messages: Any) -> str:
     return "\n".join(f"[{m.role}] {m.content}" for m in messages)
 
 
+def _combine(completions: Sequence[Completion]) -> dict[str, Any]:
+    """Speed and token fields of a case from all its samples."""
+    timings = [c.timing for c in completions]
+
+    def mean(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return statistics.fmean(known) if known else None
+
+    return {
+        "output": completions[0].text,
+        "ttft_s": mean([t.ttft_s for t in timings]),
+        "prefill_tps": mean([t.prefill_tps for t in timings]),
+        "decode_tps": mean([t.decode_tps for t in timings]),
+        "wall_s": sum(t.wall_s for t in timings),
+        "prompt_tokens": sum(c.prompt_tokens for c in completions),
+        "completion_tokens": sum(c.completion_tokens for c in completions),
+    }
+
+
+async def _score(scorer: Any, case: Case, completions: list[Completion]) -> Score:
+    if len(completions) > 1 and hasattr(scorer, "score_samples"):
+        result: Score = await asyncio.to_thread(scorer.score_samples, case, completions)
+        return result
+    scores: list[Score] = []
+    for completion in completions:
+        if hasattr(scorer, "ascore"):
+            scores.append(await scorer.ascore(case, completion))
+        else:
+            scores.append(await asyncio.to_thread(scorer.score, case, completion))
+    if len(scores) == 1:
+        return scores[0]
+    return Score(
+        statistics.fmean(s.value for s in scores),
+        f"mean of {len(scores)} samples; first: {scores[0].explanation}",
+        {"sample_scores": [s.value for s in scores]},
+    )
+
+
 async def _run_case(
-    backend: Backend, suite: Suite, case: Case, params: GenerationParams
+    backend: Backend, suite: Suite, case: Case, options: BenchOptions, scorers: Scorers
 ) -> CaseResult:
-    request = suite.request(case, backend.spec.mode, params)
+    params = GenerationParams(
+        temperature=suite.temperature_for(case, options.temperature), seed=options.seed
+    )
+    request = suite.request(
+        case,
+        backend.spec.mode,
+        params,
+        native_tools=backend.supports_tools,
+        constrain=backend.supports_json_schema,
+    )
     base: dict[str, Any] = {
         "suite": suite.name,
         "suite_version": suite.version,
+        "capability": suite.capability,
         "case_id": case.id,
         "prompt": _shown(request.prompt, request.messages),
     }
+    completions: list[Completion] = []
     try:
-        completion = await backend.generate(request)
+        for i in range(suite.samples_for(case)):
+            sample = dataclasses.replace(
+                request, params=request.params.replace(seed=params.seed + i)
+            )
+            completions.append(await backend.generate(sample))
     except (BackendUnavailable, ModelNotFound):
         raise  # the model is gone for every case: fail the run, not the case
     except BackendError as exc:
         return CaseResult(**base, error=f"generation failed: {exc}")
-    timing = completion.timing
-    base.update(
-        output=completion.text,
-        ttft_s=timing.ttft_s,
-        prefill_tps=timing.prefill_tps,
-        decode_tps=timing.decode_tps,
-        wall_s=timing.wall_s,
-        prompt_tokens=completion.prompt_tokens,
-        completion_tokens=completion.completion_tokens,
-    )
+    base.update(_combine(completions))
+    details: dict[str, Any] = {}
+    if len(completions) > 1:
+        details["samples"] = [c.text for c in completions]
+    if completions[0].tool_calls:
+        details["tool_calls"] = [dataclasses.asdict(t) for t in completions[0].tool_calls]
     try:
-        score = suite.scorer_for(case).score(case, completion)
-    except ScoringUnavailable as exc:
-        return CaseResult(**base, error=f"could not score: {exc}")
-    return CaseResult(**base, score=score.value, explanation=score.explanation)
+        score = await _score(scorers.get(suite.scorer_name(case)), case, completions)
+    except (ScoringUnavailable, SuiteError) as exc:
+        kind = "could not score" if isinstance(exc, ScoringUnavailable) else "bad case"
+        return CaseResult(**base, error=f"{kind}: {exc}", details=details or None)
+    details.update(score.details or {})
+    return CaseResult(
+        **base, score=score.value, explanation=score.explanation, details=details or None
+    )
 
 
 async def run_model(
@@ -116,10 +191,11 @@ async def run_model(
     store: Store,
     options: BenchOptions,
     progress: Progress | None = None,
+    scorers: Scorers | None = None,
 ) -> Run:
     """Load ``spec`` once, run every selected case, and store one run."""
     progress = progress or Progress()
-    params = GenerationParams(temperature=options.temperature, seed=options.seed)
+    scorers = scorers or Scorers()
     work = [(s, c) for s in suites for c in s.select(quick=options.quick)]
     run = store.create_run(
         model_name=spec.name,
@@ -148,7 +224,7 @@ async def run_model(
         async def one(suite: Suite, case: Case) -> None:
             assert backend is not None
             async with gate:
-                result = await _run_case(backend, suite, case, params)
+                result = await _run_case(backend, suite, case, options, scorers)
             store.add_result(run.id, result)
             done.append(result)
             progress.on_case(result)
@@ -198,9 +274,18 @@ async def run_bench(
 ) -> list[Run]:
     """Resolve models and suites first (fail fast on bad names), then run each model."""
     home = catalog.settings.home
-    suites = [load_suite(name, home) for name in options.suites]
+    suites = [load_suite(name, home) for name in expand_suite_names(list(options.suites))]
     specs = [catalog.resolve(name) for name in models]
+    judge = catalog.resolve(options.judge) if options.judge else None
+    context = ScoringContext(unsafe_no_sandbox=options.unsafe_no_sandbox)
+    if judge is not None:
+        context.judge = await asyncio.to_thread(open_backend, judge)
+    scorers = Scorers(context)
     runs = []
-    for spec in specs:
-        runs.append(await run_model(spec, suites, store, options, progress))
+    try:
+        for spec in specs:
+            runs.append(await run_model(spec, suites, store, options, progress, scorers))
+    finally:
+        if context.judge is not None:
+            await context.judge.aclose()
     return runs

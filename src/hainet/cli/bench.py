@@ -29,9 +29,19 @@ def bench(
     models: list[str] = typer.Option(
         None, "--models", "-m", help="Model names or GGUF paths [the default model]."
     ),
-    suites: list[str] = typer.Option(["reasoning"], "--suites", "-s", help="Suites to run."),
+    suites: list[str] = typer.Option(
+        ["reasoning"], "--suites", "-s", help="Suites to run; 'all' for the eight capabilities."
+    ),
     quick: bool = typer.Option(False, "--quick", help="Only each suite's quick subset."),
-    temperature: float = typer.Option(0.0, "--temperature", min=0.0),
+    temperature: float | None = typer.Option(
+        None, "--temperature", min=0.0, help="For every case [each suite's own, mostly 0]."
+    ),
+    judge: str | None = typer.Option(
+        None, "--judge", help="Model that judges open-ended answers (judge scorer)."
+    ),
+    unsafe_no_sandbox: bool = typer.Option(
+        False, "--unsafe-no-sandbox", help="Run model-written code without namespaces/seccomp."
+    ),
     seed: int = typer.Option(0, "--seed"),
     max_concurrent: int = typer.Option(
         1, "--max-concurrent", min=1, help="Requests in flight per model."
@@ -52,7 +62,15 @@ def bench(
         temperature=temperature,
         seed=seed,
         max_concurrent=max_concurrent,
+        judge=judge,
+        unsafe_no_sandbox=unsafe_no_sandbox,
     )
+    if unsafe_no_sandbox:
+        err_console.print(
+            "[bold red]WARNING: --unsafe-no-sandbox: model-written code runs without "
+            "namespaces or seccomp[/bold red]",
+            highlight=False,
+        )
     with (
         open_store(cfg) as store,
         Progress(

@@ -73,6 +73,8 @@ results = sa.Table(
     sa.Column("wall_s", sa.Float),
     sa.Column("prompt_tokens", sa.Integer),
     sa.Column("completion_tokens", sa.Integer),
+    sa.Column("details", sa.JSON),
+    sa.Column("capability", sa.String(100)),
 )
 
 _RESULT_FIELDS = [c.name for c in results.columns if c.name not in ("id", "run_id")]

@@ -81,9 +81,16 @@ def m002_index_runs_by_time(conn: Connection) -> None:
     conn.execute(sa.text("CREATE INDEX ix_runs_created_at ON runs (created_at)"))
 
 
+def m003_result_details(conn: Connection) -> None:
+    # Samples, sub-checks and pass@k of a case; capability of its suite.
+    conn.execute(sa.text("ALTER TABLE results ADD COLUMN details JSON"))
+    conn.execute(sa.text("ALTER TABLE results ADD COLUMN capability VARCHAR(100)"))
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_runs_and_results", m001_runs_and_results),
     ("002_index_runs_by_time", m002_index_runs_by_time),
+    ("003_result_details", m003_result_details),
 ]
 
 

@@ -22,6 +22,7 @@ class CaseResult(BaseModel):
     schema_version: int = Field(default=SCHEMA_VERSION, description="Version of this record.")
     suite: str = Field(description="Suite name, e.g. 'reasoning'.")
     suite_version: str = Field(default="", description="Version of the suite's data.")
+    capability: str | None = Field(default=None, description="Capability the suite tests.")
     case_id: str = Field(description="Case id, unique within its suite.")
     prompt: str = Field(description="The exact prompt or rendered messages sent to the model.")
     output: str = Field(default="", description="The model's raw text.")
@@ -36,6 +37,9 @@ class CaseResult(BaseModel):
     wall_s: float | None = Field(default=None, description="Wall time of the generation.")
     prompt_tokens: int = Field(default=0, description="Tokens in the prompt.")
     completion_tokens: int = Field(default=0, description="Tokens generated.")
+    details: dict[str, Any] | None = Field(
+        default=None, description="Samples, sub-checks, pass@k: whatever the scorer kept."
+    )
 
 
 class Run(BaseModel):

@@ -1,52 +1,87 @@
-"""Cases and suites, loaded from JSON data files.
+"""Cases and suites: what to ask a model, in both forms, and how to score it.
 
-A suite file (``suites/data/NAME.json`` in the package, or ``HAINET_HOME/suites/NAME.json``
-for users' own) looks like::
+A suite is a JSON file (``suites/data/NAME.json`` in the package, users' own in
+``HAINET_HOME/suites/NAME.json`` or behind an entry point, see ``loader.py``)::
 
     {
-      "name": "reasoning", "version": "0.1", "capability": "reasoning",
+      "name": "reasoning", "version": "1.0", "capability": "reasoning",
       "description": "...",
-      "scorer": "numeric",                       # default scorer of its cases
-      "max_tokens": 12, "stop": ["\\n"],           # default generation settings
-      "prompt_template": "{few_shot}Q: {input}\\nA:",   # prompt (completion) mode
+      "scorer": "numeric",                 # default scorer of its cases
+      "max_tokens": 12, "stop": ["\\n"],     # default generation settings
+      "temperature": null,                 # used when the bench gives none
+      "samples": 1,                        # completions per case (creativity, pass@k)
+      "prompt_template": "{few_shot}Q: {input}\\nA:",     # prompt (completion) mode
       "few_shot": "Q: ...\\nA: ...\\n\\n",
-      "system": "Answer with just the answer.",  # chat mode
-      "quick": ["case-id", ...],                 # the --quick subset
+      "system": "Answer with just the answer.",          # chat mode
+      "chat_template": "{input}",                        # chat mode: the last user turn
+      "quick": ["case-id", ...],           # the --quick subset
       "cases": [{"id": "...", "input": "...", "target": "...", "aliases": [],
                  "scorer": "...", "options": {...}}]
     }
 
-The backend's mode picks the form: prompt mode renders ``prompt_template`` (few-shot,
-for base models), chat mode sends ``system`` + the input as messages.
+Templates may use ``{input}``, ``{few_shot}``, ``{transcript}`` (earlier turns of a
+conversation, rendered ``User: ...\\nAssistant: ...``), ``{tools}`` and ``{schema}``
+(the case's tool definitions and JSON Schema as JSON).  The backend's mode picks the
+form: prompt mode renders ``prompt_template`` (few-shot, for base models); chat mode
+sends ``system``, the earlier turns and ``chat_template`` as messages.
 """
 
 from __future__ import annotations
 
 import json
-from importlib.resources import files
-from pathlib import Path
-from typing import Any
+import re
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic import ValidationError as PydanticValidationError
 
-from hainet.errors import SuiteError
-from hainet.suites.scorers import Scorer, get_scorer
+from hainet.suites.scorers import scorer_known
 from hainet.types import GenerationParams, Message, Mode, Request
 
-__all__ = ["Case", "Suite", "load_suite", "suite_names"]
+__all__ = ["Case", "Suite", "Turn", "render"]
+
+
+_PLACEHOLDER = re.compile(r"\{(input|few_shot|transcript|tools|schema)\}")
+
+
+def render(template: str, variables: dict[str, str]) -> str:
+    """Fill the known ``{placeholders}``; every other brace (JSON examples) stays as is."""
+    return _PLACEHOLDER.sub(lambda m: variables[m.group(1)], template)
+
+
+class Turn(BaseModel):
+    """One earlier turn of a conversation."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: Literal["user", "assistant"]
+    content: str
 
 
 class Case(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str
-    input: str = Field(description="The question or task, without few-shot examples.")
+    id: str = Field(description="Unique within its suite.")
+    input: str = Field(description="The question or task (the last user turn).")
     target: Any = Field(default=None, description="Expected answer, if the scorer needs one.")
     aliases: list[str] = Field(default_factory=list, description="Other accepted answers.")
     scorer: str | None = Field(default=None, description="Overrides the suite's scorer.")
     options: dict[str, Any] = Field(default_factory=dict, description="Scorer options.")
-    max_tokens: int | None = None
+    turns: list[Turn] = Field(
+        default_factory=list, description="Earlier turns of a conversation, oldest first."
+    )
+    json_schema: dict[str, Any] | None = Field(
+        default=None, description="JSON Schema of the answer ({schema} in templates)."
+    )
+    constrained: bool = Field(
+        default=False, description="Constrain generation to json_schema (grammar) if possible."
+    )
+    tools: list[dict[str, Any]] | None = Field(
+        default=None, description="Tool definitions in the OpenAI format ({tools})."
+    )
+    max_tokens: int | None = Field(default=None, ge=1)
+    stop: list[str] | None = None
+    samples: int | None = Field(default=None, ge=1, description="Completions to draw.")
+    temperature: float | None = Field(default=None, ge=0)
     tags: list[str] = Field(default_factory=list)
 
 
@@ -58,11 +93,16 @@ class Suite(BaseModel):
     capability: str
     description: str = ""
     scorer: str = "exact"
-    max_tokens: int = 32
+    max_tokens: int = Field(default=32, ge=1)
     stop: list[str] = Field(default_factory=list)
+    temperature: float | None = Field(
+        default=None, ge=0, description="Sampling temperature when the bench gives none."
+    )
+    samples: int = Field(default=1, ge=1)
     prompt_template: str = "{few_shot}{input}"
     few_shot: str = ""
     system: str | None = None
+    chat_template: str = "{input}"
     quick: list[str] = Field(default_factory=list)
     cases: list[Case]
 
@@ -76,7 +116,9 @@ class Suite(BaseModel):
         if unknown:
             raise ValueError(f"quick subset names unknown cases: {unknown}")
         for case in self.cases:
-            get_scorer(case.scorer or self.scorer)  # fail at load, not mid-run
+            name = case.scorer or self.scorer
+            if not scorer_known(name):
+                raise ValueError(f"case {case.id!r}: unknown scorer {name!r}")
         return self
 
     def select(self, *, quick: bool = False) -> list[Case]:
@@ -85,65 +127,60 @@ class Suite(BaseModel):
             return [c for c in self.cases if c.id in wanted]
         return list(self.cases)
 
-    def scorer_for(self, case: Case) -> Scorer:
-        return get_scorer(case.scorer or self.scorer)
+    def scorer_name(self, case: Case) -> str:
+        return case.scorer or self.scorer
 
-    def request(self, case: Case, mode: Mode, params: GenerationParams) -> Request:
-        """The request for ``case``: few-shot prompt for base models, messages for chat."""
+    def samples_for(self, case: Case) -> int:
+        return case.samples or self.samples
+
+    def temperature_for(self, case: Case, bench_temperature: float | None) -> float:
+        """The bench's temperature when it gives one (sweeps), else the case's or suite's."""
+        if bench_temperature is not None:
+            return bench_temperature
+        for value in (case.temperature, self.temperature):
+            if value is not None:
+                return value
+        return 0.0
+
+    def _variables(self, case: Case) -> dict[str, str]:
+        transcript = "".join(
+            f"{'User' if t.role == 'user' else 'Assistant'}: {t.content}\n" for t in case.turns
+        )
+        return {
+            "input": case.input,
+            "few_shot": self.few_shot,
+            "transcript": transcript,
+            "tools": json.dumps(case.tools) if case.tools else "",
+            "schema": json.dumps(case.json_schema) if case.json_schema else "",
+        }
+
+    def request(
+        self,
+        case: Case,
+        mode: Mode,
+        params: GenerationParams,
+        *,
+        native_tools: bool = False,
+        constrain: bool = True,
+    ) -> Request:
+        """The request for ``case``: few-shot prompt for base models, messages for chat.
+
+        ``native_tools``: pass the case's tools as the backend's tools parameter (chat
+        mode, backends that support tools) instead of only describing them in text.
+        ``constrain``: honour ``case.constrained`` (the backend can follow a schema).
+        """
         params = params.replace(
             max_tokens=case.max_tokens or self.max_tokens,
-            stop=tuple(self.stop) or params.stop,
+            stop=tuple(case.stop if case.stop is not None else self.stop) or params.stop,
+            json_schema=case.json_schema if (case.constrained and constrain) else None,
+            tools=tuple(case.tools) if (case.tools and native_tools and mode == "chat") else None,
         )
+        variables = self._variables(case)
         if mode == "prompt":
-            prompt = self.prompt_template.format(few_shot=self.few_shot, input=case.input)
-            return Request(prompt=prompt, params=params)
+            return Request(prompt=render(self.prompt_template, variables), params=params)
         messages = []
         if self.system:
-            messages.append(Message("system", self.system))
-        messages.append(Message("user", case.input))
+            messages.append(Message("system", render(self.system, variables)))
+        messages.extend(Message(t.role, t.content) for t in case.turns)
+        messages.append(Message("user", render(self.chat_template, variables)))
         return Request(messages=tuple(messages), params=params)
-
-
-_BUILTIN = files("hainet.suites").joinpath("data")
-
-
-def _user_dir(home: Path | None) -> Path | None:
-    return home / "suites" if home else None
-
-
-def suite_names(home: Path | None = None) -> list[str]:
-    names = {p.name[:-5] for p in _BUILTIN.iterdir() if p.name.endswith(".json")}
-    user = _user_dir(home)
-    if user and user.is_dir():
-        names |= {p.stem for p in user.glob("*.json")}
-    return sorted(names)
-
-
-def load_suite(name: str, home: Path | None = None) -> Suite:
-    """Load a suite by name (users' own in ``HAINET_HOME/suites`` win) or by file path."""
-    path: Path | None = None
-    text: str | None = None
-    user = _user_dir(home)
-    if name.endswith(".json") and Path(name).is_file():
-        path = Path(name)
-    elif user and (user / f"{name}.json").is_file():
-        path = user / f"{name}.json"
-    else:
-        builtin = _BUILTIN.joinpath(f"{name}.json")
-        if builtin.is_file():
-            text = builtin.read_text(encoding="utf-8")
-    if path is not None:
-        text = path.read_text(encoding="utf-8")
-    if text is None:
-        raise SuiteError(
-            f"unknown suite {name!r}", hint=f"known suites: {', '.join(suite_names(home))}"
-        )
-    where = str(path) if path else f"built-in suite {name!r}"
-    try:
-        return Suite.model_validate(json.loads(text))
-    except json.JSONDecodeError as exc:
-        raise SuiteError(f"{where} is not valid JSON: {exc}") from None
-    except PydanticValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise SuiteError(f"{where}: {loc}: {first['msg']}") from None

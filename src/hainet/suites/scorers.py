@@ -1,16 +1,29 @@
 """Scorers: ``score(case, completion) -> Score(value 0..1, explanation)``.
 
 A scorer that cannot score raises :class:`ScoringUnavailable`; the bench records that
-as an error on the case, never as a zero or a pass.
+as an error on the case, never as a zero or a pass.  A malformed case (a scorer
+option missing) raises :class:`~hainet.errors.SuiteError`.
+
+Optional, for scorers that need them:
+
+* ``score_samples(case, completions) -> Score`` scores all samples of a case at once
+  (diversity, pass@k); without it the bench averages ``score`` over the samples;
+* ``async ascore(case, completion) -> Score`` for scorers that call a model (judge).
+
+Scorers are registered by name.  Built-ins that need heavy resources (the sandbox,
+the embedding model, a judge backend) are imported only when a suite uses them; a
+scorer class is built once per bench with a :class:`ScoringContext`.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import re
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import jsonschema
@@ -19,6 +32,7 @@ from hainet.errors import SuiteError
 from hainet.types import Completion
 
 if TYPE_CHECKING:
+    from hainet.backends.base import Backend
     from hainet.suites.base import Case
 
 __all__ = [
@@ -28,9 +42,14 @@ __all__ = [
     "RegexScorer",
     "Score",
     "Scorer",
+    "Scorers",
+    "ScoringContext",
     "ScoringUnavailable",
+    "extract_json",
     "get_scorer",
     "normalize",
+    "register_scorer",
+    "scorer_known",
 ]
 
 
@@ -42,6 +61,8 @@ class ScoringUnavailable(Exception):
 class Score:
     value: float
     explanation: str
+    details: dict[str, Any] | None = None
+    """Anything worth keeping beside the value (sub-checks, pass@k, per-sample scores)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.value <= 1.0:
@@ -52,6 +73,17 @@ class Scorer(Protocol):
     name: str
 
     def score(self, case: Case, completion: Completion) -> Score: ...
+
+
+@dataclass
+class ScoringContext:
+    """What scorers may need from the bench.  Fields are None when not configured."""
+
+    judge: Backend | None = None
+    """Backend of the judge model (``hainet bench --judge MODEL``)."""
+    unsafe_no_sandbox: bool = False
+    """Run code without bubblewrap and seccomp (the user said so, loudly)."""
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def normalize(text: str) -> str:
@@ -129,7 +161,7 @@ class RegexScorer:
         return Score(0.0, f"no match for /{pattern}/")
 
 
-def _extract_json(text: str) -> Any:
+def extract_json(text: str) -> Any:
     text = text.strip()
     try:
         return json.loads(text)
@@ -156,7 +188,7 @@ class JsonSchemaScorer:
         if not isinstance(schema, dict):
             raise SuiteError(f"case {case.id}: the json_schema scorer needs options.schema")
         try:
-            value = _extract_json(completion.text)
+            value = extract_json(completion.text)
         except ValueError as exc:
             return Score(0.0, str(exc))
         errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(value), key=str)
@@ -165,13 +197,60 @@ class JsonSchemaScorer:
         return Score(1.0, "valid JSON under the schema")
 
 
-_SCORERS: dict[str, Scorer] = {
-    s.name: s for s in (ExactScorer(), NumericScorer(), RegexScorer(), JsonSchemaScorer())
+ScorerFactory = Callable[[ScoringContext], Scorer]
+
+_BUILTIN_CLASSES: dict[str, ScorerFactory] = {
+    "exact": lambda ctx: ExactScorer(),
+    "numeric": lambda ctx: NumericScorer(),
+    "regex": lambda ctx: RegexScorer(),
+    "json_schema": lambda ctx: JsonSchemaScorer(),
 }
+# Imported on first use: "module:Class", the class taking a ScoringContext.
+_LAZY: dict[str, str] = {
+    "tool_call": "hainet.suites.tools:ToolCallScorer",
+    "code": "hainet.suites.code:CodeScorer",
+    "diversity": "hainet.suites.creativity:DiversityScorer",
+    "instructions": "hainet.suites.instructions:InstructionScorer",
+    "judge": "hainet.suites.judge:JudgeScorer",
+}
+_registered: dict[str, ScorerFactory] = {}
 
 
-def get_scorer(name: str) -> Scorer:
-    try:
-        return _SCORERS[name]
-    except KeyError:
-        raise SuiteError(f"unknown scorer {name!r}; known: {', '.join(sorted(_SCORERS))}") from None
+def register_scorer(name: str, factory: ScorerFactory) -> None:
+    """Register a scorer: ``factory(ctx)`` returns an object with ``score``."""
+    _registered[name] = factory
+
+
+def scorer_known(name: str) -> bool:
+    return name in _registered or name in _BUILTIN_CLASSES or name in _LAZY
+
+
+def _factory(name: str) -> ScorerFactory:
+    if name in _registered:
+        return _registered[name]
+    if name in _BUILTIN_CLASSES:
+        return _BUILTIN_CLASSES[name]
+    if name in _LAZY:
+        module, _, attr = _LAZY[name].partition(":")
+        cls: ScorerFactory = getattr(importlib.import_module(module), attr)
+        return cls
+    known = sorted({*_registered, *_BUILTIN_CLASSES, *_LAZY})
+    raise SuiteError(f"unknown scorer {name!r}; known: {', '.join(known)}")
+
+
+class Scorers:
+    """Scorer instances for one bench, built on first use with one context."""
+
+    def __init__(self, context: ScoringContext | None = None) -> None:
+        self.context = context or ScoringContext()
+        self._made: dict[str, Scorer] = {}
+
+    def get(self, name: str) -> Scorer:
+        if name not in self._made:
+            self._made[name] = _factory(name)(self.context)
+        return self._made[name]
+
+
+def get_scorer(name: str, context: ScoringContext | None = None) -> Scorer:
+    """A fresh scorer by name (a bench shares one :class:`Scorers` instead)."""
+    return _factory(name)(context or ScoringContext())

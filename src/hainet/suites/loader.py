@@ -1,0 +1,134 @@
+"""Finding suites: built-in data files, users' files, and plugins.
+
+Looked up by name, first match wins:
+
+1. a path to a ``.json`` file;
+2. ``HAINET_HOME/suites/NAME.json`` (users' own, may shadow a built-in);
+3. the entry-point group ``hainet.suites``: the entry point may load a :class:`Suite`,
+   a dict, a path to a JSON file, or a callable returning one of these;
+4. the built-in data files in ``hainet/suites/data/``.
+
+``all`` stands for the eight capability suites.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import entry_points
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError as PydanticValidationError
+
+from hainet.errors import SuiteError
+from hainet.suites.base import Suite
+
+__all__ = ["CAPABILITIES", "expand_suite_names", "load_suite", "parse_suite", "suite_names"]
+
+ENTRY_POINT_GROUP = "hainet.suites"
+CAPABILITIES = (
+    "reasoning",
+    "creativity",
+    "coding",
+    "conversation",
+    "instruction_following",
+    "factual_accuracy",
+    "structured_output",
+    "tool_use",
+)
+
+_BUILTIN = files("hainet.suites").joinpath("data")
+
+
+def _user_dir(home: Path | None) -> Path | None:
+    return home / "suites" if home else None
+
+
+def suite_names(home: Path | None = None) -> list[str]:
+    names = {p.name[:-5] for p in _BUILTIN.iterdir() if p.name.endswith(".json")}
+    names |= {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    user = _user_dir(home)
+    if user and user.is_dir():
+        names |= {p.stem for p in user.glob("*.json")}
+    return sorted(names)
+
+
+def expand_suite_names(names: list[str] | tuple[str, ...]) -> list[str]:
+    """``all`` becomes the eight capability suites; order kept, duplicates dropped."""
+    out: list[str] = []
+    for name in names:
+        for item in CAPABILITIES if name == "all" else (name,):
+            if item not in out:
+                out.append(item)
+    return out
+
+
+def parse_suite(data: Any, where: str) -> Suite:
+    """Validate suite data; errors name the file, the case and the field."""
+    if isinstance(data, Suite):
+        return data
+    try:
+        return Suite.model_validate(data)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        loc = list(first["loc"])
+        place = ""
+        if len(loc) >= 2 and loc[0] == "cases" and isinstance(loc[1], int):
+            cases = data.get("cases") if isinstance(data, dict) else None
+            case = cases[loc[1]] if isinstance(cases, list) and loc[1] < len(cases) else None
+            case_id = case.get("id") if isinstance(case, dict) else None
+            place = f"case {case_id!r} (#{loc[1] + 1})" if case_id else f"case #{loc[1] + 1}"
+            loc = loc[2:]
+        field = ".".join(str(p) for p in loc)
+        parts = [where, place, f"field {field!r}" if field else ""]
+        msg = first["msg"].removeprefix("Value error, ")
+        raise SuiteError(": ".join(p for p in parts if p) + f": {msg}") from None
+
+
+def _from_json_text(text: str, where: str) -> Suite:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SuiteError(f"{where} is not valid JSON: {exc}") from None
+    return parse_suite(data, where)
+
+
+def _from_entry_point(name: str) -> Suite | None:
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name != name:
+            continue
+        where = f"suite plugin {name!r} ({ep.value})"
+        try:
+            obj: Any = ep.load()
+            if callable(obj) and not isinstance(obj, type):
+                obj = obj()
+        except Exception as exc:  # a broken plugin must not look like a missing suite
+            raise SuiteError(f"{where} failed to load: {exc}") from None
+        if isinstance(obj, (str, Path)):
+            path = Path(obj)
+            return _from_json_text(path.read_text(encoding="utf-8"), f"{where}: {path}")
+        return parse_suite(obj, where)
+    return None
+
+
+def load_suite(name: str, home: Path | None = None) -> Suite:
+    """Load a suite by name or JSON path (see the module docstring for the order)."""
+    if name.endswith(".json"):
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise SuiteError(f"suite file not found: {path}")
+        return _from_json_text(path.read_text(encoding="utf-8"), str(path))
+    user = _user_dir(home)
+    if user and (user / f"{name}.json").is_file():
+        path = user / f"{name}.json"
+        return _from_json_text(path.read_text(encoding="utf-8"), str(path))
+    plugin = _from_entry_point(name)
+    if plugin is not None:
+        return plugin
+    builtin = _BUILTIN.joinpath(f"{name}.json")
+    if builtin.is_file():
+        return _from_json_text(builtin.read_text(encoding="utf-8"), f"built-in suite {name!r}")
+    raise SuiteError(
+        f"unknown suite {name!r}", hint=f"known suites: all, {', '.join(suite_names(home))}"
+    )
