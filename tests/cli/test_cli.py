@@ -53,6 +53,9 @@ def test_bench_quick_on_the_bundled_model(
     assert run["status"] == "completed" and run["quick"] is True
     assert run["summary"]["suites"]["reasoning"]["cases"] == 5
     assert run["summary"]["decode_tps"] > 0 and run["peak_rss_mb"] > 100 and run["load_s"] > 0
+    assert run["summary"]["tier"] == "tiny" and "lightweight" in run["summary"]["categories"]
+    assert set(run["summary"]["capabilities"]) == {"reasoning"}
+    assert "tier: tiny" in out and "capabilities: reasoning" in out
 
     code, out, _ = hainet(capsys, "runs", "show", run["id"][:8], "--json")
     shown = json.loads(out)
@@ -86,6 +89,7 @@ def test_models_list_and_add(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     models = {m["name"]: m for m in json.loads(out)}
     assert list(models) == ["gemma-3-270m", "mine", "srv"]
     assert models["gemma-3-270m"]["parameters"] == 268_098_176
+    assert models["gemma-3-270m"]["tier"] == "tiny" and models["srv"]["tier"] is None
     assert models["srv"]["backend"] == "openai" and models["srv"]["mode"] == "chat"
     code, _, err = hainet(capsys, "models", "add", "mine", "--path", str(gguf))
     assert code == 2 and "already exists" in err

@@ -1,15 +1,20 @@
 """Runs suites on backends, measures speed and memory, writes runs to the store."""
 
+from hainet.bench.categorize import Profile, categorize, profiles, tier
 from hainet.bench.profile import MemorySampler, hardware_fingerprint, library_versions
 from hainet.bench.runner import BenchOptions, Progress, run_bench, run_model, summarize
 
 __all__ = [
     "BenchOptions",
     "MemorySampler",
+    "Profile",
     "Progress",
+    "categorize",
     "hardware_fingerprint",
     "library_versions",
+    "profiles",
     "run_bench",
     "run_model",
     "summarize",
+    "tier",
 ]

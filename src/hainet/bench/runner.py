@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hainet.backends import Backend, Catalog, open_backend
+from hainet.bench.categorize import Profile, categorize
 from hainet.bench.profile import MemorySampler, hardware_fingerprint, library_versions
 from hainet.errors import (
     BackendError,
@@ -70,27 +71,47 @@ def _mean(values: list[float]) -> float | None:
     return statistics.fmean(values) if values else None
 
 
-def summarize(results: Sequence[CaseResult]) -> dict[str, Any]:
-    """Per-suite mean score (errors excluded, counted) and speed over all cases."""
-    suites: dict[str, Any] = {}
-    for name in dict.fromkeys(r.suite for r in results):
-        rs = [r for r in results if r.suite == name]
+def _group_scores(results: Sequence[CaseResult], key: str) -> dict[str, Any]:
+    groups: dict[str, Any] = {}
+    for name in dict.fromkeys(getattr(r, key) or r.suite for r in results):
+        rs = [r for r in results if (getattr(r, key) or r.suite) == name]
         scored = [r.score for r in rs if r.score is not None]
-        suites[name] = {
+        groups[name] = {
             "score": _mean(scored),
             "cases": len(rs),
             "scored": len(scored),
             "errors": sum(1 for r in rs if r.error),
         }
+    return groups
+
+
+def summarize(results: Sequence[CaseResult]) -> dict[str, Any]:
+    """Mean score per suite and per capability (errors excluded, counted), and speed."""
     ok = [r for r in results if r.error is None]
     return {
-        "suites": suites,
+        "suites": _group_scores(results, "suite"),
+        "capabilities": _group_scores(results, "capability"),
         "ttft_s": _mean([r.ttft_s for r in ok if r.ttft_s is not None]),
         "prefill_tps": _mean([r.prefill_tps for r in ok if r.prefill_tps is not None]),
         "decode_tps": _mean([r.decode_tps for r in ok if r.decode_tps is not None]),
         "prompt_tokens": sum(r.prompt_tokens for r in results),
         "completion_tokens": sum(r.completion_tokens for r in results),
     }
+
+
+def _with_profile(summary: dict[str, Any], spec: ModelSpec, peak_mb: float) -> dict[str, Any]:
+    """Add the categories and tier this run alone supports."""
+    caps = {k: v["score"] for k, v in summary["capabilities"].items() if v["score"] is not None}
+    profile = categorize(
+        Profile(
+            model=spec.name,
+            capabilities=caps,
+            peak_rss_mb=peak_mb if spec.backend != "openai" else None,
+            decode_tps=summary.get("decode_tps"),
+            parameters=spec.parameters,
+        )
+    )
+    return {**summary, "categories": profile.categories, "tier": profile.tier}
 
 
 def _shown(request_prompt: str | None, messages: Any) -> str:
@@ -259,7 +280,7 @@ async def run_model(
     return store.finish_run(
         run.id,
         "completed",
-        summary=summarize(done),
+        summary=_with_profile(summarize(done), spec, sampler.peak_mb),
         peak_rss_mb=sampler.peak_mb,
         model_rss_mb=sampler.model_mb,
     )

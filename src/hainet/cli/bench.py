@@ -20,7 +20,7 @@ from hainet.cli._common import (
     settings,
     write_json,
 )
-from hainet.cli.runs import runs_table
+from hainet.cli.runs import print_profile, runs_table
 from hainet.store import CaseResult
 from hainet.types import ModelSpec
 
@@ -117,6 +117,7 @@ def bench(
         return
     console.print(runs_table(runs, title="hainet bench"))
     for run in runs:
+        print_profile(run)
         console.print(f"stored run [bold]{run.id[:8]}[/bold] ({run.id}) in {where}")
     if output is not None:
         console.print(f"wrote {output}")

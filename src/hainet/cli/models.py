@@ -9,9 +9,10 @@ from pydantic import ValidationError as PydanticValidationError
 from rich.table import Table
 
 from hainet.backends import Catalog
-from hainet.cli._common import JsonOption, console, print_json, settings
-from hainet.config import add_model_to_config
-from hainet.errors import ConfigError
+from hainet.bench import profiles, tier
+from hainet.cli._common import JsonOption, console, err_console, open_store, print_json, settings
+from hainet.config import Settings, add_model_to_config
+from hainet.errors import ConfigError, StoreError
 from hainet.types import ModelSpec
 
 app = typer.Typer(help="Known models: the bundled one and yours.", invoke_without_command=True)
@@ -22,13 +23,34 @@ def models(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """List known models (the default when no subcommand is given)."""
     if ctx.invoked_subcommand is not None:
         return
-    catalog = Catalog(settings())
+    cfg = settings()
+    catalog = Catalog(cfg)
     specs = list(catalog)
+    measured = _measured_categories(cfg)
     if as_json:
-        print_json([s.model_dump(mode="json", exclude={"api_key"}) for s in specs])
+        print_json(
+            [
+                {
+                    **s.model_dump(mode="json", exclude={"api_key"}),
+                    "tier": tier(s.parameters),
+                    "categories": measured.get(s.name, []),
+                }
+                for s in specs
+            ]
+        )
         return
     table = Table()
-    for col in ("name", "backend", "mode", "where", "quant", "params", "size MiB", "family"):
+    for col in (
+        "name",
+        "backend",
+        "mode",
+        "where",
+        "quant",
+        "params",
+        "tier",
+        "size MiB",
+        "categories (measured)",
+    ):
         table.add_column(col)
     for s in specs:
         where = s.path or (f"{s.url} ({s.model})" if s.url else "bundled (PyPI package)")
@@ -39,10 +61,26 @@ def models(ctx: typer.Context, as_json: bool = JsonOption) -> None:
             where,
             s.quantization or "-",
             f"{s.parameters / 1e6:.0f}M" if s.parameters else "-",
+            tier(s.parameters) or "-",
             f"{s.file_size / 2**20:.0f}" if s.file_size else "-",
-            s.family or "-",
+            ", ".join(measured.get(s.name, [])) or "-",
         )
     console.print(table)
+
+
+def _measured_categories(cfg: Settings) -> dict[str, list[str]]:
+    """Union of the categories each model earned in any configuration stored."""
+    try:
+        with open_store(cfg) as store:
+            runs = store.list_runs(limit=10_000)
+    except StoreError as exc:
+        err_console.print(f"[yellow]no measured categories:[/yellow] {exc}", highlight=False)
+        return {}
+    found: dict[str, list[str]] = {}
+    for p in profiles(runs):
+        cats = found.setdefault(p.model, [])
+        cats.extend(c for c in p.categories if c not in cats)
+    return found
 
 
 @app.command("add")

@@ -52,6 +52,20 @@ def runs_table(runs: list[Run], title: str | None = None) -> Table:
     return table
 
 
+def print_profile(run: Run) -> None:
+    caps = (run.summary or {}).get("capabilities") or {}
+    if caps:
+        console.print(
+            "capabilities: "
+            + ", ".join(f"{k} {fmt(v.get('score'), '.2f')}" for k, v in caps.items())
+        )
+    if "categories" in (run.summary or {}):
+        console.print(
+            f"tier: {run.summary.get('tier') or 'unknown'}; categories: "
+            f"{', '.join(run.summary['categories']) or 'none'}"
+        )
+
+
 @app.command("list")
 def list_runs(
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many, newest first."),
@@ -84,6 +98,7 @@ def show(
     console.print(runs_table([run], title=f"run {run.id}"))
     if run.error:
         console.print(f"[red]error:[/red] {run.error}")
+    print_profile(run)
     table = Table(title="cases")
     for col in ("suite", "case", "score", "output", "explanation / error", "ttft s", "decode t/s"):
         table.add_column(col)
