@@ -49,7 +49,10 @@ def test_bench_quick_on_the_bundled_model(
     code, out, _ = hainet(capsys, "bench", "--quick", "--output", str(out_file))
     assert code == 0
     assert "gemma-3-270m" in out and "completed" in out and "stored run" in out
-    [run] = json.loads(out_file.read_text())
+    written = json.loads(out_file.read_text())
+    [run] = written["runs"]
+    assert written["sweep"]["cells"] == 1 and written["sweep"]["loads"] == 1
+    assert written["sweep"]["status"] == "completed" and run["cell"] == "gemma-3-270m|-|-|-"
     assert run["status"] == "completed" and run["quick"] is True
     assert run["summary"]["suites"]["reasoning"]["cases"] == 5
     assert run["summary"]["decode_tps"] > 0 and run["peak_rss_mb"] > 100 and run["load_s"] > 0

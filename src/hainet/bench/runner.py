@@ -1,11 +1,11 @@
-"""Run suites on a model, measure, score, store.
+"""Run suites on one loaded model, measure, score, store.
 
-One call of :func:`run_bench` makes one stored :class:`~hainet.store.Run` per model:
-the model is loaded once, every selected case of every suite runs against it (with
-at most ``max_concurrent`` requests in flight), each case's result is written in its
-own transaction as soon as it is scored, and the run is closed as ``completed``,
-``failed`` (with the error) or ``interrupted`` (Ctrl-C).  A run killed outright stays
-``running`` with the cases it finished.
+:func:`run_loaded` makes one stored :class:`~hainet.store.Run`: every selected case of
+every suite runs against the model (with a bounded number of requests in flight),
+each case's result is written in its own transaction as soon as it is scored, and
+the run is closed as ``completed``, ``failed`` (with the error) or ``interrupted``
+(Ctrl-C).  A run killed outright stays ``running`` with the cases it finished.
+Sweeps over many configurations are ``sweep.py``'s.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hainet.backends import Backend, Catalog, open_backend
+from hainet.backends import Backend, open_backend
 from hainet.bench.categorize import Profile, categorize
 from hainet.bench.profile import MemorySampler, hardware_fingerprint, library_versions
 from hainet.errors import (
@@ -27,20 +27,24 @@ from hainet.errors import (
     ModelNotFound,
     SuiteError,
 )
-from hainet.store import CaseResult, Run, Store
+from hainet.store import CaseResult, Run, RunStatus, Store
 from hainet.suites import (
     Case,
     Score,
     Scorers,
-    ScoringContext,
     ScoringUnavailable,
     Suite,
-    expand_suite_names,
-    load_suite,
 )
 from hainet.types import Completion, GenerationParams, ModelSpec
 
-__all__ = ["BenchOptions", "Progress", "run_bench", "run_model", "summarize"]
+__all__ = [
+    "BenchOptions",
+    "Progress",
+    "run_loaded",
+    "run_model",
+    "store_failed",
+    "summarize",
+]
 
 
 @dataclass(frozen=True)
@@ -58,13 +62,21 @@ class BenchOptions:
     unsafe_no_sandbox: bool = False
 
 
+def _ignore(*args: Any) -> None:
+    return None
+
+
 @dataclass
 class Progress:
     """Callbacks for long work; the CLI draws a progress bar with them."""
 
-    on_model: Callable[[ModelSpec, int], None] = field(default=lambda spec, total: None)
-    on_loaded: Callable[[ModelSpec, float], None] = field(default=lambda spec, seconds: None)
-    on_case: Callable[[CaseResult], None] = field(default=lambda result: None)
+    on_start: Callable[[int, int], None] = field(default=_ignore)
+    """(cases to run, cells to run) before anything loads."""
+    on_status: Callable[[str], None] = field(default=_ignore)
+    """What is happening now (quantizing, loading ...)."""
+    on_run: Callable[[Run, int], None] = field(default=_ignore)
+    """A run started, with its number of cases."""
+    on_case: Callable[[CaseResult], None] = field(default=_ignore)
 
 
 def _mean(values: list[float]) -> float | None:
@@ -206,17 +218,30 @@ async def _run_case(
     )
 
 
-async def run_model(
-    spec: ModelSpec,
+async def run_loaded(
+    backend: Backend,
     suites: Sequence[Suite],
     store: Store,
     options: BenchOptions,
+    *,
     progress: Progress | None = None,
     scorers: Scorers | None = None,
+    sampler: MemorySampler | None = None,
+    gate: asyncio.Semaphore | None = None,
+    sweep_id: str | None = None,
+    cell: str | None = None,
 ) -> Run:
-    """Load ``spec`` once, run every selected case, and store one run."""
+    """Run every selected case on an already loaded model and store one run.
+
+    ``sampler`` was started before the model loaded (so the run's memory includes
+    the model); ``gate`` bounds requests in flight (shared by every cell of one
+    server).  Raises what stopped the run after recording it as failed/interrupted.
+    """
     progress = progress or Progress()
     scorers = scorers or Scorers()
+    sampler = sampler or MemorySampler().start()
+    gate = gate or asyncio.Semaphore(max(1, options.max_concurrent))
+    spec = backend.spec
     work = [(s, c) for s in suites for c in s.select(quick=options.quick)]
     run = store.create_run(
         model_name=spec.name,
@@ -226,87 +251,107 @@ async def run_model(
             "temperature": options.temperature,
             "seed": options.seed,
             "max_concurrent": options.max_concurrent,
+            "judge": options.judge,
         },
         suites=[s.name for s in suites],
         quick=options.quick,
         hardware=hardware_fingerprint(),
         versions=library_versions(),
+        sweep_id=sweep_id,
+        cell=cell,
     )
-    progress.on_model(spec, len(work))
-    sampler = MemorySampler().start()
-    backend: Backend | None = None
+    store.update_run(run.id, load_s=backend.load_seconds)
+    progress.on_run(run, len(work))
     done: list[CaseResult] = []
+
+    async def one(suite: Suite, case: Case) -> None:
+        async with gate:
+            result = await _run_case(backend, suite, case, options, scorers)
+        store.add_result(run.id, result)
+        done.append(result)
+        progress.on_case(result)
+
+    def finish(status: RunStatus, error: str | None = None) -> Run:
+        sampler.sample()
+        summary = summarize(done)
+        if status == "completed":
+            summary = _with_profile(summary, spec, sampler.peak_mb)
+        return store.finish_run(
+            run.id,
+            status,
+            error=error,
+            summary=summary,
+            peak_rss_mb=sampler.peak_mb,
+            model_rss_mb=sampler.model_mb,
+        )
+
     try:
-        backend = await asyncio.to_thread(open_backend, spec)
-        store.update_run(run.id, load_s=backend.load_seconds)
-        progress.on_loaded(spec, backend.load_seconds)
-        gate = asyncio.Semaphore(max(1, options.max_concurrent))
-
-        async def one(suite: Suite, case: Case) -> None:
-            assert backend is not None
-            async with gate:
-                result = await _run_case(backend, suite, case, options, scorers)
-            store.add_result(run.id, result)
-            done.append(result)
-            progress.on_case(result)
-
         await asyncio.gather(*(one(s, c) for s, c in work))
     except (KeyboardInterrupt, asyncio.CancelledError):
-        sampler.stop()
-        store.finish_run(
-            run.id,
-            "interrupted",
-            error="interrupted by the user",
-            summary=summarize(done),
-            peak_rss_mb=sampler.peak_mb,
-            model_rss_mb=sampler.model_mb,
-        )
+        finish("interrupted", "interrupted by the user")
         raise
     except HainetError as exc:
-        sampler.stop()
-        store.finish_run(
-            run.id,
-            "failed",
-            error=str(exc),
-            summary=summarize(done),
-            peak_rss_mb=sampler.peak_mb,
-            model_rss_mb=sampler.model_mb,
-        )
+        finish("failed", str(exc))
         raise
-    finally:
-        if backend is not None:
-            await backend.aclose()
-    sampler.stop()
-    return store.finish_run(
-        run.id,
-        "completed",
-        summary=_with_profile(summarize(done), spec, sampler.peak_mb),
-        peak_rss_mb=sampler.peak_mb,
-        model_rss_mb=sampler.model_mb,
-    )
+    return finish("completed")
 
 
-async def run_bench(
-    catalog: Catalog,
-    models: Sequence[str],
+async def run_model(
+    spec: ModelSpec,
+    suites: Sequence[Suite],
     store: Store,
     options: BenchOptions,
     progress: Progress | None = None,
-) -> list[Run]:
-    """Resolve models and suites first (fail fast on bad names), then run each model."""
-    home = catalog.settings.home
-    suites = [load_suite(name, home) for name in expand_suite_names(list(options.suites))]
-    specs = [catalog.resolve(name) for name in models]
-    judge = catalog.resolve(options.judge) if options.judge else None
-    context = ScoringContext(unsafe_no_sandbox=options.unsafe_no_sandbox)
-    if judge is not None:
-        context.judge = await asyncio.to_thread(open_backend, judge)
-    scorers = Scorers(context)
-    runs = []
+    scorers: Scorers | None = None,
+) -> Run:
+    """Load ``spec``, run every selected case, store one run, close the model.
+
+    A model that cannot load is stored as a failed run, and the error is raised.
+    """
+    sampler = MemorySampler().start()
     try:
-        for spec in specs:
-            runs.append(await run_model(spec, suites, store, options, progress, scorers))
+        try:
+            backend = await asyncio.to_thread(open_backend, spec)
+        except HainetError as exc:
+            store_failed(store, spec, suites, options, str(exc))
+            raise
+        try:
+            return await run_loaded(
+                backend,
+                suites,
+                store,
+                options,
+                progress=progress,
+                scorers=scorers,
+                sampler=sampler,
+            )
+        finally:
+            await backend.aclose()
     finally:
-        if context.judge is not None:
-            await context.judge.aclose()
-    return runs
+        sampler.stop()
+
+
+def store_failed(
+    store: Store,
+    spec: ModelSpec,
+    suites: Sequence[Suite],
+    options: BenchOptions,
+    error: str,
+    *,
+    sweep_id: str | None = None,
+    cell: str | None = None,
+) -> Run:
+    """Record a run that never started (its model did not load)."""
+    run = store.create_run(
+        model_name=spec.name,
+        backend=spec.backend,
+        model=spec.model_dump(mode="json", exclude={"api_key"}),
+        params={"temperature": options.temperature, "seed": options.seed},
+        suites=[s.name for s in suites],
+        quick=options.quick,
+        hardware=hardware_fingerprint(),
+        versions=library_versions(),
+        sweep_id=sweep_id,
+        cell=cell,
+    )
+    return store.finish_run(run.id, "failed", error=error, summary=summarize([]))

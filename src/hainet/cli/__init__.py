@@ -41,7 +41,17 @@ app.add_typer(_runs.app, name="runs")
 app.add_typer(_sandbox.app, name="sandbox")
 
 # Options that take several values: `--models A B` as well as `--models A --models B`.
-MULTI_VALUE = {"--models", "-m", "--suites", "-s"}
+MULTI_VALUE = {
+    "--models",
+    "-m",
+    "--suites",
+    "-s",
+    "--quantizations",
+    "-q",
+    "--flash-attention",
+    "--temperatures",
+    "-t",
+}
 
 
 def expand_multi(args: list[str]) -> list[str]:

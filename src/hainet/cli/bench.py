@@ -1,4 +1,4 @@
-"""``hainet bench``: run suites on models and store the runs."""
+"""``hainet bench``: run suites on models (a sweep of configurations) and store the runs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hainet.backends import Catalog
-from hainet.bench import BenchOptions, run_bench
+from hainet.bench import BenchOptions, SweepPlan, run_sweep
 from hainet.bench import Progress as BenchProgress
 from hainet.cli._common import (
     JsonOption,
@@ -21,8 +21,23 @@ from hainet.cli._common import (
     write_json,
 )
 from hainet.cli.runs import print_profile, runs_table
-from hainet.store import CaseResult
-from hainet.types import ModelSpec
+from hainet.errors import ConfigError
+from hainet.store import CaseResult, Run
+
+
+def _flags(values: list[str] | None) -> tuple[bool | None, ...]:
+    if not values:
+        return (None,)
+    out: list[bool | None] = []
+    for value in values:
+        v = value.strip().lower()
+        if v in ("true", "on", "1", "yes"):
+            out.append(True)
+        elif v in ("false", "off", "0", "no"):
+            out.append(False)
+        else:
+            raise ConfigError(f"--flash-attention takes true or false, not {value!r}")
+    return tuple(dict.fromkeys(out))
 
 
 def bench(
@@ -33,8 +48,32 @@ def bench(
         ["reasoning"], "--suites", "-s", help="Suites to run; 'all' for the eight capabilities."
     ),
     quick: bool = typer.Option(False, "--quick", help="Only each suite's quick subset."),
+    quantizations: list[str] = typer.Option(
+        None,
+        "--quantizations",
+        "-q",
+        help="Sweep quantizations: 4bit 8bit none, or llama.cpp types (q4_0, q5_k_m ...).",
+    ),
+    flash_attention: list[str] = typer.Option(
+        None, "--flash-attention", help="Sweep flash attention: true false."
+    ),
+    temperatures: list[float] = typer.Option(
+        None, "--temperatures", "-t", help="Sweep temperatures [each suite's own, mostly 0]."
+    ),
     temperature: float | None = typer.Option(
-        None, "--temperature", min=0.0, help="For every case [each suite's own, mostly 0]."
+        None, "--temperature", min=0.0, help="One temperature for every case."
+    ),
+    max_concurrent: int = typer.Option(
+        1, "--max-concurrent", min=1, help="Configurations tested at once."
+    ),
+    server_concurrency: int = typer.Option(
+        4, "--server-concurrency", min=1, help="Requests in flight per OpenAI-compatible server."
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Finish the newest unfinished sweep with these options."
+    ),
+    resume_sweep: str | None = typer.Option(
+        None, "--resume-sweep", help="Finish the sweep with this id (see `hainet runs sweeps`)."
     ),
     judge: str | None = typer.Option(
         None, "--judge", help="Model that judges open-ended answers (judge scorer)."
@@ -43,19 +82,25 @@ def bench(
         False, "--unsafe-no-sandbox", help="Run model-written code without namespaces/seccomp."
     ),
     seed: int = typer.Option(0, "--seed"),
-    max_concurrent: int = typer.Option(
-        1, "--max-concurrent", min=1, help="Requests in flight per model."
-    ),
     n_threads: int | None = typer.Option(
         None, "--threads", envvar="HAINET_N_THREADS", min=1, help="Threads for llama.cpp."
     ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Also write the runs as JSON."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Run capability suites on models; store speed, memory and scores."""
+    """Run capability suites on models and configurations; store speed, memory and scores."""
     cfg = settings(n_threads=n_threads)
     catalog = Catalog(cfg)
-    names = models or [cfg.default_model]
+    if temperatures and temperature is not None:
+        raise ConfigError("give --temperature or --temperatures, not both")
+    if any(t < 0 for t in temperatures or []):
+        raise ConfigError("--temperatures must be >= 0")
+    plan = SweepPlan(
+        models=tuple(dict.fromkeys(models or [cfg.default_model])),
+        quantizations=tuple(dict.fromkeys(quantizations)) if quantizations else (None,),
+        flash_attention=_flags(flash_attention),
+        temperatures=tuple(dict.fromkeys(temperatures)) if temperatures else (temperature,),
+    )
     options = BenchOptions(
         suites=tuple(suites),
         quick=quick,
@@ -83,42 +128,60 @@ def bench(
             disable=as_json,
         ) as bar,
     ):
-        task = bar.add_task("starting", total=None)
+        task = bar.add_task("planning", total=None)
 
-        def on_model(spec: ModelSpec, total: int) -> None:
-            bar.update(task, description=f"loading {spec.name}", total=total, completed=0)
+        def on_start(total: int, cells: int) -> None:
+            bar.update(task, total=total, completed=0, description=f"{cells} cells")
 
-        def on_loaded(spec: ModelSpec, seconds: float) -> None:
-            bar.update(task, description=f"{spec.name} (loaded in {seconds:.1f} s)")
+        def on_status(text: str) -> None:
+            bar.update(task, description=text)
+
+        def on_run(run: Run, cases: int) -> None:
+            bar.update(task, description=run.cell or run.model_name)
 
         def on_case(result: CaseResult) -> None:
             bar.advance(task)
 
         try:
-            runs = asyncio.run(
-                run_bench(
-                    catalog, names, store, options, BenchProgress(on_model, on_loaded, on_case)
+            outcome = asyncio.run(
+                run_sweep(
+                    catalog,
+                    plan,
+                    store,
+                    options,
+                    BenchProgress(on_start, on_status, on_run, on_case),
+                    resume=resume_sweep or resume,
+                    server_concurrency=server_concurrency,
                 )
             )
         except KeyboardInterrupt:
             bar.stop()
             err_console.print(
-                "[yellow]interrupted[/yellow]: finished cases are stored and the"
-                " run is marked interrupted (hainet runs list)",
+                "[yellow]interrupted[/yellow]: finished cases are stored and the run is marked"
+                " interrupted; finish with `hainet bench ... --resume`",
                 highlight=False,
             )
             raise typer.Exit(130) from None
         where = store.where
+    runs, sweep = outcome.runs, outcome.sweep
     data = [r.model_dump(mode="json") for r in runs]
     if output is not None:
-        write_json(output, data)
+        write_json(output, {"sweep": sweep.model_dump(mode="json"), "runs": data})
     if as_json:
-        print_json(data)
-        return
-    console.print(runs_table(runs, title="hainet bench"))
-    for run in runs:
-        print_profile(run)
-        console.print(f"stored run [bold]{run.id[:8]}[/bold] ({run.id}) in {where}")
-    if output is not None:
-        console.print(f"wrote {output}")
-    console.print("see one run: hainet runs show ID")
+        print_json({"sweep": sweep.model_dump(mode="json"), "runs": data})
+    else:
+        console.print(runs_table(runs, title="hainet bench"))
+        for run in runs:
+            if len(runs) == 1:
+                print_profile(run)
+            console.print(f"stored run [bold]{run.id[:8]}[/bold] ({run.cell}) in {where}")
+        console.print(
+            f"sweep {sweep.id[:8]}: {sweep.cells} cells, {sweep.loads} model loads, {sweep.status}"
+        )
+        if output is not None:
+            console.print(f"wrote {output}")
+        console.print("see one run: hainet runs show ID")
+    if outcome.failed:
+        for run in outcome.failed:
+            err_console.print(f"[red]failed:[/red] {run.cell}: {run.error}", highlight=False)
+        raise typer.Exit(1)

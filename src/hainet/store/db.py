@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from hainet.errors import StoreError
 from hainet.store.migrations import migrate
-from hainet.store.models import SCHEMA_VERSION, CaseResult, Run, RunStatus
+from hainet.store.models import SCHEMA_VERSION, CaseResult, Run, RunStatus, Sweep, SweepStatus
 
 __all__ = ["Store"]
 
@@ -51,6 +51,22 @@ runs = sa.Table(
     sa.Column("hardware", sa.JSON),
     sa.Column("versions", sa.JSON),
     sa.Column("summary", sa.JSON),
+    sa.Column("error", sa.Text),
+    sa.Column("sweep_id", sa.String(32)),
+    sa.Column("cell", sa.String(300)),
+)
+sweeps = sa.Table(
+    "sweeps",
+    _md,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("schema_version", sa.Integer),
+    sa.Column("created_at", sa.DateTime(timezone=True)),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("status", sa.String(20)),
+    sa.Column("plan", sa.JSON),
+    sa.Column("plan_hash", sa.String(64)),
+    sa.Column("cells", sa.Integer),
+    sa.Column("loads", sa.Integer),
     sa.Column("error", sa.Text),
 )
 results = sa.Table(
@@ -188,8 +204,12 @@ class Store:
         quick: bool = False,
         hardware: dict[str, Any] | None = None,
         versions: dict[str, str] | None = None,
+        sweep_id: str | None = None,
+        cell: str | None = None,
     ) -> Run:
         run = Run(
+            sweep_id=sweep_id,
+            cell=cell,
             id=uuid.uuid4().hex,
             created_at=datetime.now(UTC),
             status="running",
@@ -230,18 +250,19 @@ class Store:
             )
         return self.get_run(run_id)
 
-    def resolve_id(self, prefix: str) -> str:
+    def resolve_id(self, prefix: str, *, table: sa.Table = runs) -> str:
+        what = "run" if table is runs else "sweep"
         prefix = prefix.strip().lower()
         if not prefix or any(c not in "0123456789abcdef" for c in prefix):
-            raise StoreError(f"not a run id: {prefix!r}")
-        with self._guard("look up a run"), self._read() as conn:
+            raise StoreError(f"not a {what} id: {prefix!r}")
+        with self._guard(f"look up a {what}"), self._read() as conn:
             ids = list(
-                conn.scalars(sa.select(runs.c.id).where(runs.c.id.like(f"{prefix}%")).limit(2))
+                conn.scalars(sa.select(table.c.id).where(table.c.id.like(f"{prefix}%")).limit(2))
             )
         if not ids:
-            raise StoreError(f"no run with id {prefix!r} in {self.where}")
+            raise StoreError(f"no {what} with id {prefix!r} in {self.where}")
         if len(ids) > 1:
-            raise StoreError(f"run id {prefix!r} is ambiguous; give more characters")
+            raise StoreError(f"{what} id {prefix!r} is ambiguous; give more characters")
         return str(ids[0])
 
     def get_run(self, run_id: str, *, with_results: bool = False) -> Run:
@@ -258,6 +279,78 @@ class Store:
         with self._guard("list runs"), self._read() as conn:
             rows = conn.execute(query).mappings().all()
         return [self._run(r, None) for r in rows]
+
+    def runs_of_sweep(self, sweep_id: str) -> list[Run]:
+        query = sa.select(runs).where(runs.c.sweep_id == sweep_id).order_by(runs.c.created_at)
+        with self._guard(f"list runs of sweep {sweep_id[:8]}"), self._read() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [self._run(r, None) for r in rows]
+
+    # -- sweeps -----------------------------------------------------------------
+
+    def create_sweep(self, *, plan: dict[str, Any], plan_hash: str, cells: int) -> Sweep:
+        sweep = Sweep(
+            id=uuid.uuid4().hex,
+            created_at=datetime.now(UTC),
+            status="running",
+            plan=plan,
+            plan_hash=plan_hash,
+            cells=cells,
+            loads=0,
+        )
+        with self._guard("create a sweep"), self._write() as conn:
+            conn.execute(sa.insert(sweeps).values(**sweep.model_dump()))
+        return sweep
+
+    def get_sweep(self, sweep_id: str) -> Sweep:
+        sweep_id = self.resolve_id(sweep_id, table=sweeps)
+        with self._guard(f"read sweep {sweep_id[:8]}"), self._read() as conn:
+            row = conn.execute(sa.select(sweeps).where(sweeps.c.id == sweep_id)).mappings().one()
+        return self._sweep(row)
+
+    def resumable_sweep(self, plan_hash: str) -> Sweep | None:
+        """The newest sweep with this plan that did not complete, if any."""
+        query = (
+            sa.select(sweeps)
+            .where(sweeps.c.plan_hash == plan_hash, sweeps.c.status != "completed")
+            .order_by(sweeps.c.created_at.desc())
+            .limit(1)
+        )
+        with self._guard("look for a sweep to resume"), self._read() as conn:
+            row = conn.execute(query).mappings().first()
+        return self._sweep(row) if row else None
+
+    def list_sweeps(self, *, limit: int = 20) -> list[Sweep]:
+        query = sa.select(sweeps).order_by(sweeps.c.created_at.desc()).limit(limit)
+        with self._guard("list sweeps"), self._read() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [self._sweep(r) for r in rows]
+
+    def count_load(self, sweep_id: str) -> None:
+        """One more model load in this sweep (atomic: workers may share the sweep)."""
+        with self._guard(f"update sweep {sweep_id[:8]}"), self._write() as conn:
+            conn.execute(
+                sa.update(sweeps).where(sweeps.c.id == sweep_id).values(loads=sweeps.c.loads + 1)
+            )
+
+    def set_sweep_status(
+        self, sweep_id: str, status: SweepStatus, *, error: str | None = None
+    ) -> Sweep:
+        finished = None if status == "running" else datetime.now(UTC)
+        with self._guard(f"update sweep {sweep_id[:8]}"), self._write() as conn:
+            conn.execute(
+                sa.update(sweeps)
+                .where(sweeps.c.id == sweep_id)
+                .values(status=status, error=error, finished_at=finished)
+            )
+        return self.get_sweep(sweep_id)
+
+    @staticmethod
+    def _sweep(row: Any) -> Sweep:
+        data = dict(row)
+        data["created_at"] = _utc(data["created_at"])
+        data["finished_at"] = _utc(data["finished_at"])
+        return Sweep.model_validate(data)
 
     def results(self, run_id: str) -> list[CaseResult]:
         with self._guard(f"read results of run {run_id[:8]}"), self._read() as conn:

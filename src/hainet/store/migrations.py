@@ -87,10 +87,33 @@ def m003_result_details(conn: Connection) -> None:
     conn.execute(sa.text("ALTER TABLE results ADD COLUMN capability VARCHAR(100)"))
 
 
+def m004_sweeps(conn: Connection) -> None:
+    md = sa.MetaData()
+    sa.Table(
+        "sweeps",
+        md,
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("schema_version", sa.Integer, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True)),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("plan", sa.JSON, nullable=False),
+        sa.Column("plan_hash", sa.String(64), nullable=False, index=True),
+        sa.Column("cells", sa.Integer, nullable=False),
+        sa.Column("loads", sa.Integer, nullable=False),
+        sa.Column("error", sa.Text),
+    )
+    md.create_all(conn)
+    conn.execute(sa.text("ALTER TABLE runs ADD COLUMN sweep_id VARCHAR(32)"))
+    conn.execute(sa.text("ALTER TABLE runs ADD COLUMN cell VARCHAR(300)"))
+    conn.execute(sa.text("CREATE INDEX ix_runs_sweep ON runs (sweep_id)"))
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_runs_and_results", m001_runs_and_results),
     ("002_index_runs_by_time", m002_index_runs_by_time),
     ("003_result_details", m003_result_details),
+    ("004_sweeps", m004_sweeps),
 ]
 
 

@@ -7,11 +7,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["SCHEMA_VERSION", "CaseResult", "Run", "RunStatus"]
+__all__ = ["SCHEMA_VERSION", "CaseResult", "Run", "RunStatus", "Sweep", "SweepStatus"]
 
 SCHEMA_VERSION = 1
 
 RunStatus = Literal["running", "completed", "failed", "interrupted"]
+SweepStatus = Literal["running", "completed", "incomplete", "interrupted"]
 
 
 class CaseResult(BaseModel):
@@ -71,6 +72,31 @@ class Run(BaseModel):
         default_factory=dict, description="Aggregates: mean score per suite, mean speeds."
     )
     error: str | None = Field(default=None, description="Why the run failed, if it did.")
+    sweep_id: str | None = Field(default=None, description="The sweep this run is a cell of.")
+    cell: str | None = Field(
+        default=None, description="Cell key in its sweep: model|quantization|flash|temperature."
+    )
     results: list[CaseResult] | None = Field(
         default=None, description="Per-case results, when asked for."
     )
+
+
+class Sweep(BaseModel):
+    """One ``hainet bench`` invocation: a plan of cells, each stored as a run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int = Field(default=SCHEMA_VERSION, description="Version of this record.")
+    id: str = Field(description="Sweep id (hex).")
+    created_at: datetime = Field(description="When it started (UTC).")
+    finished_at: datetime | None = Field(default=None, description="When it last ended (UTC).")
+    status: SweepStatus = Field(
+        description="running; completed (every cell completed); incomplete (some cell "
+        "failed); interrupted (stopped before the end; resumable with --resume)."
+    )
+    plan: dict[str, Any] = Field(description="Models, quantizations, flash attention, "
+                                 "temperatures, suites and options that define the cells.")
+    plan_hash: str = Field(description="sha256 of the canonical plan: --resume matches on it.")
+    cells: int = Field(description="Number of cells in the plan.")
+    loads: int = Field(description="Model loads so far, over every attempt of this sweep.")
+    error: str | None = Field(default=None, description="Why it stopped, if it did.")
