@@ -223,9 +223,10 @@ def _check_memory(
     groups: list[list[Cell]], specs: dict[str, ModelSpec], home: Path, max_concurrent: int
 ) -> None:
     needs = sorted(
-        (estimate_memory_mb(specs[g[0].model], g[0].quantization, home), g[0]) for g in groups
+        ((estimate_memory_mb(specs[g[0].model], g[0].quantization, home), g[0]) for g in groups),
+        key=lambda item: item[0],
+        reverse=True,
     )
-    needs.reverse()
     together = needs[: max(1, max_concurrent)]
     need = sum(mb for mb, _ in together)
     have = available_memory_mb()

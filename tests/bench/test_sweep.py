@@ -1,0 +1,147 @@
+"""Sweeps: planning, failures that do not stop the sweep, memory refusal, resume."""
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hainet.backends import Catalog
+from hainet.bench import BenchOptions, SweepPlan, run_sweep
+from hainet.bench import sweep as sweep_module
+from hainet.config import load_settings
+from hainet.errors import ConfigError
+from hainet.store import Store
+
+
+def test_plan_cells_and_load_groups() -> None:
+    plan = SweepPlan(models=("a", "b"), quantizations=("q4_k_m", "q8_0", "f16"),
+                     flash_attention=(True, False), temperatures=(0.1, 0.7))
+    cells = plan.cells()
+    assert len(cells) == 24 and len({c.key for c in cells}) == 24
+    assert len({c.load_key for c in cells}) == 12
+    assert cells[0].key == "a|q4_k_m|fa|t0.1"
+    one = SweepPlan(models=("a",)).cells()
+    assert [c.key for c in one] == ["a|-|-|-"]
+
+
+def _store_and_catalog() -> tuple[Store, Catalog]:
+    cfg = load_settings()
+    return Store(cfg.db_url), Catalog(cfg)
+
+
+def test_memory_refusal_happens_before_anything_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    store, catalog = _store_and_catalog()
+    monkeypatch.setattr(sweep_module, "available_memory_mb", lambda: 200.0)
+    loads: list[object] = []
+    monkeypatch.setattr(sweep_module, "open_backend", lambda spec: loads.append(spec))
+    plan = SweepPlan(models=("gemma-3-270m",), temperatures=(0.0, 0.5))
+    with pytest.raises(ConfigError, match=r"needs about \d+ MB at once.*only 200 MB"):
+        asyncio.run(run_sweep(catalog, plan, store, BenchOptions(quick=True)))
+    assert loads == [] and store.list_runs() == [] and store.list_sweeps() == []
+
+
+def test_quantizing_a_server_model_is_refused(hainet_home: Path) -> None:
+    from hainet.config import add_model_to_config
+
+    add_model_to_config(hainet_home, "srv", {"backend": "openai", "url": "http://127.0.0.1:9/v1",
+                                             "model": "m"})
+    store, catalog = _store_and_catalog()
+    with pytest.raises(ConfigError, match="its quantization is the server's"):
+        asyncio.run(run_sweep(catalog, SweepPlan(models=("srv",), quantizations=("4bit",)),
+                              store, BenchOptions()))
+
+
+def test_resume_without_an_unfinished_sweep_is_an_error() -> None:
+    store, catalog = _store_and_catalog()
+    with pytest.raises(ConfigError, match="no unfinished sweep"):
+        asyncio.run(run_sweep(catalog, SweepPlan(models=("gemma-3-270m",)), store,
+                              BenchOptions(), resume=True))
+
+
+@pytest.mark.model
+def test_a_failing_cell_is_recorded_and_the_sweep_goes_on(
+    hainet_home: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\0" * 64)
+    store, catalog = _store_and_catalog()
+    plan = SweepPlan(models=(str(broken), "gemma-3-270m"), temperatures=(0.0,))
+    outcome = asyncio.run(run_sweep(catalog, plan, store, BenchOptions(quick=True)))
+    assert [r.status for r in outcome.runs] == ["failed", "completed"]
+    assert "could not load" in (outcome.runs[0].error or "")
+    assert outcome.sweep.status == "incomplete" and outcome.sweep.loads == 1
+    assert [r.cell for r in outcome.failed] == [f"{broken}|-|-|t0"]
+
+
+@pytest.mark.model
+def test_temperatures_share_one_load(hainet_home: Path) -> None:
+    store, catalog = _store_and_catalog()
+    plan = SweepPlan(models=("gemma-3-270m",), temperatures=(0.0, 0.7, 1.0))
+    outcome = asyncio.run(run_sweep(catalog, plan, store, BenchOptions(quick=True)))
+    assert outcome.sweep.status == "completed" and outcome.sweep.loads == 1
+    assert [r.params["temperature"] for r in outcome.runs] == [0.0, 0.7, 1.0]
+    assert all(r.summary["suites"]["reasoning"]["cases"] == 5 for r in outcome.runs)
+
+
+@pytest.mark.model
+def test_two_configurations_in_two_worker_processes(hainet_home: Path) -> None:
+    store, catalog = _store_and_catalog()
+    plan = SweepPlan(models=("gemma-3-270m",), flash_attention=(True, False))
+    outcome = asyncio.run(
+        run_sweep(catalog, plan, store, BenchOptions(quick=True, max_concurrent=2))
+    )
+    assert outcome.sweep.status == "completed" and outcome.sweep.loads == 2
+    assert sorted(r.model["flash_attn"] for r in outcome.runs) == [False, True]
+    # Two cores split between two workers: one thread each.
+    assert [r.model["n_threads"] for r in outcome.runs] == [1, 1]
+
+
+def _cli(home: Path, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "HAINET_HOME": str(home)}
+    return subprocess.Popen([sys.executable, "-c", "from hainet.cli import main; main()", *args],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.model
+def test_a_killed_sweep_resumes_without_duplicates_or_losses(hainet_home: Path) -> None:
+    args = ["bench", "--quick", "--temperatures", "0", "0.5", "1.0"]
+    proc = _cli(hainet_home, *args)
+    db = hainet_home / "hainet.db"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # kill -9 once the first cell is complete
+        time.sleep(0.2)
+        try:
+            with sqlite3.connect(db) as con:
+                done = con.execute("SELECT count(*) FROM runs WHERE status='completed'").fetchone()[0]
+        except sqlite3.Error:
+            continue
+        if done >= 1:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    with sqlite3.connect(db) as con:
+        before = con.execute("SELECT cell, status FROM runs").fetchall()
+    assert ("gemma-3-270m|-|-|t0", "completed") in before and len(before) < 4
+
+    resumed = _cli(hainet_home, *args, "--resume", "--json")
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    result = json.loads(out)
+    assert result["sweep"]["status"] == "completed" and result["sweep"]["cells"] == 3
+    with sqlite3.connect(db) as con:
+        completed = con.execute(
+            "SELECT cell, count(*) FROM runs WHERE status='completed' GROUP BY cell"
+        ).fetchall()
+        sweeps = con.execute("SELECT count(*) FROM sweeps").fetchone()[0]
+    assert sorted(completed) == [("gemma-3-270m|-|-|t0", 1), ("gemma-3-270m|-|-|t0.5", 1),
+                                 ("gemma-3-270m|-|-|t1", 1)]
+    assert sweeps == 1
+    # The first cell was not redone: its run is the one from before the kill.
+    assert [r["cell"] for r in result["runs"]] == [c for c, _ in sorted(completed)]
