@@ -29,7 +29,10 @@ run by the checkers of the PyPI package ``if-verifiable``.  Four are our own:
   the lower-cased text.
 * ``hainet:starts_with`` (``phrase``): IFEval registers no "starts with" check.
 
-langdetect is seeded once, so a response always gets the same verdict.
+As in IFEval, ``keywords:existence`` and ``keywords:frequency`` search case-insensitively
+for the keyword anywhere ("age" is found in "page"), ``keywords:forbidden_words``
+matches whole words only, and the ``change_case`` checks also want English
+(langdetect, seeded once so a response always gets the same verdict).
 
 Unknown ids, missing or unexpected kwargs and kwargs of the wrong type raise
 :class:`~hainet.errors.SuiteError` naming the case, when scoring at the latest;
