@@ -313,6 +313,9 @@ class InstructionScorer:
 
     def __init__(self, ctx: ScoringContext | None = None) -> None:
         self.ctx = ctx
+        # Load langdetect's profiles now, once, rather than lazily inside whichever
+        # scoring thread first needs them (the bench scores in worker threads).
+        langdetect.detector_factory.init_factory()
 
     def score(self, case: Case, completion: Completion) -> Score:
         results = run_checks(case, completion.text)
