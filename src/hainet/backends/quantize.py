@@ -1,0 +1,735 @@
+"""Quantized variants of a GGUF model, made the same way for every cell of a sweep.
+
+A sweep compares quantizations of one model, so every variant comes from the same
+clean base by the same path:
+
+1. :func:`f16_base` dequantizes every tensor of the source with the ``gguf``
+   package's reference dequantizer (``gguf.quants.dequantize``) and writes it as F16.
+   Tensors that are F32 (norms), F16 or integer stay as they are, as in llama.cpp's
+   own F16 files.  The metadata, tokenizer included, is copied byte for byte; only
+   ``general.file_type`` changes, to F16.
+2. :func:`quantized_variant` runs llama.cpp's own quantizer (``llama_model_quantize``,
+   the library behind ``llama-quantize``) on that base.  Asking for the source's own
+   type (q4_k_m of a Q4_K_M file) re-makes it from F16 too: every cell of the sweep
+   then went through the same dequantize-requantize path.  The untouched original is
+   still the source file itself.
+
+Embedding and output tensors.  Left alone, the quantizer keeps the token embedding
+table and the output projection at a higher precision (Q6_K, or Q8_0 where Q6_K does
+not fit), so a "q4_0" of a small model would still carry an 8-bit embedding; in
+gemma-3-270m that table (640 x 262,144, shared with the output) is two thirds of the
+file.  Here both are set to the variant's own base type (Q4_0 for q4_0, Q4_K for
+q4_k_m, ...), so a variant is what its name says.  Where the base type cannot hold the
+table's rows -- K-quants work in blocks of 256, and 640 is not a multiple of 256 --
+they get the smallest 32-block type with at least as many bits, as llama.cpp does for
+every other such tensor: Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, Q2_K/Q3_K -> Q4_0.
+(llama.cpp does not fall back for a type given to it: it aborts the process.)
+Measured on gemma-3-270m: f16 543 MB; q8_0 292 MB (table Q8_0); q6_k 283 MB (Q8_0);
+q5_k_m 208 MB (Q5_1); q4_k_m 190 MB (Q5_0; llama.cpp's defaults give 253 MB, Q8_0);
+q4_0 158 MB (Q4_0).  A q4_k_m made here is therefore smaller, and a little worse,
+than a downloaded Q4_K_M.  :func:`gguf_info` shows what a file ended up with.
+
+Cache layout, under ``HAINET_HOME/quantized`` unless a directory is given::
+
+    sha256.json                  source digests keyed by (path, size, mtime)
+    <sha256 of source, 16 hex>/
+        .lock                    held while a file of this source is made
+        f16.gguf  q8_0.gguf  q4_k_m.gguf  ...
+
+Every file is written to a hidden temporary name, fsynced and renamed into place, so
+a crash or a full disk never leaves a half file under a final name.  A per-source
+lock file makes concurrent sweep workers wait for each other instead of making the
+same base twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import mmap
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, BinaryIO, NamedTuple
+
+from hainet.backends.base import missing_dependency
+from hainet.backends.catalog import sha256_file
+from hainet.backends.llamacpp import check_gguf
+from hainet.config import atomic_write, home_dir
+from hainet.errors import BackendError, BackendUnavailable, ConfigError
+
+__all__ = [
+    "ALIASES",
+    "GgufInfo",
+    "Progress",
+    "TensorInfo",
+    "default_cache_dir",
+    "f16_base",
+    "gguf_info",
+    "normalize_quantization",
+    "quantization_names",
+    "quantized_variant",
+    "source_sha256",
+]
+
+Progress = Callable[[str, float], None]
+"""Called with a stage (``"sha256"``, ``"f16"``, ``"quantize"``) and the fraction done."""
+
+ALIASES: Mapping[str, str] = MappingProxyType({"4bit": "q4_k_m", "8bit": "q8_0", "none": "f16"})
+
+# Types that llama.cpp refuses to make without an importance matrix, which hainet
+# does not compute (it needs a calibration text and a full evaluation pass).
+_NEEDS_IMATRIX = frozenset({"iq1_s", "iq1_m", "iq2_xxs", "iq2_xs", "iq2_s", "iq2_m", "q2_k_s"})
+
+# The quantized tensor type each file type is built around; the embedding and output
+# tensors get it (module docstring).  Others (f32, bf16, ...) keep llama.cpp's choice.
+_PLAIN = ("q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "iq4_nl", "iq4_xs", "iq3_xxs", "iq3_s")
+_BASE_TENSOR_TYPE: dict[str, str] = {
+    **{name: name.upper() for name in (*_PLAIN, "tq1_0", "tq2_0")},
+    **dict.fromkeys(("q2_k", "q2_k_s"), "Q2_K"),
+    **dict.fromkeys(("q3_k_s", "q3_k_m", "q3_k_l"), "Q3_K"),
+    **dict.fromkeys(("q4_k_s", "q4_k_m"), "Q4_K"),
+    **dict.fromkeys(("q5_k_s", "q5_k_m"), "Q5_K"),
+    **{"q6_k": "Q6_K", "iq3_xs": "IQ3_S", "iq3_m": "IQ3_S"},
+}
+
+# Where rows do not fit the base type: the smallest type with blocks of 32 and at
+# least as many bits (llama.cpp's own fallbacks for Q4_K, Q5_K and Q6_K).
+_FALLBACK_32 = {
+    **dict.fromkeys(("Q2_K", "Q3_K", "TQ1_0", "TQ2_0"), "Q4_0"),
+    **dict.fromkeys(("IQ4_XS", "IQ3_XXS", "IQ3_S"), "IQ4_NL"),
+    **{"Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0"},
+}
+
+# Dequantize in slices of about this many values: bounds the float32 scratch memory
+# (~64 MB plus the dequantizer's temporaries) whatever the tensor's size.
+_CHUNK_VALUES = 1 << 24
+_HEADER = struct.Struct("<4sIQQ")
+_GGUF_DEFAULT_ALIGNMENT = 32
+_F16 = 1  # GGMLQuantizationType.F16
+_LLAMA_FTYPE_MOSTLY_F16 = 1
+_FILE_TYPE_KEY = "general.file_type"
+_ALIGNMENT_KEY = "general.alignment"
+# GGUF value types: fixed sizes of the scalars, then string (8) and array (9).
+_SCALAR_SIZE = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+_STRING, _ARRAY, _UINT32 = 8, 9, 4
+_U64 = struct.Struct("<Q")
+
+
+# -- optional dependencies --------------------------------------------------------
+
+
+def _llama_cpp() -> Any:
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise missing_dependency("llama-cpp-python", "llama", exc) from None
+    return llama_cpp
+
+
+def _gguf() -> Any:
+    try:
+        import gguf
+        import gguf.quants
+    except ImportError as exc:
+        raise BackendUnavailable(
+            f"the gguf package is not installed ({exc})", hint="pip install 'gguf==0.19.0'"
+        ) from None
+    return gguf
+
+
+# -- names ------------------------------------------------------------------------
+
+
+@cache
+def _ftypes() -> Mapping[str, int]:
+    lc = _llama_cpp()
+    found = {
+        attr.removeprefix("LLAMA_FTYPE_MOSTLY_").lower(): int(getattr(lc, attr))
+        for attr in dir(lc)
+        if attr.startswith("LLAMA_FTYPE_MOSTLY_")
+    }
+    if hasattr(lc, "LLAMA_FTYPE_ALL_F32"):
+        found["f32"] = int(lc.LLAMA_FTYPE_ALL_F32)
+    return MappingProxyType(dict(sorted(found.items())))
+
+
+def quantization_names() -> list[str]:
+    """Every name :func:`normalize_quantization` accepts: aliases, then llama.cpp types."""
+    return [*ALIASES, *_ftypes()]
+
+
+def normalize_quantization(name: str) -> str:
+    """``"4bit"`` -> ``"q4_k_m"``, ``"8bit"`` -> ``"q8_0"``, ``"none"`` -> ``"f16"``; any
+    llama.cpp file type name (``"Q5_K_M"``, ``"q4-0"``, ...) -> its lower-case form."""
+    key = name.strip().lower().replace("-", "_")
+    key = ALIASES.get(key, key)
+    if key not in _ftypes():
+        raise ConfigError(
+            f"unknown quantization {name!r}",
+            hint="use 4bit, 8bit, none or a llama.cpp type: " + ", ".join(_ftypes()),
+        )
+    return key
+
+
+# -- reading a GGUF header ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TensorInfo:
+    name: str
+    shape: tuple[int, ...]
+    """ggml order: the row length (``ne0``) first."""
+    ggml_type: int
+    offset: int
+    """From the start of the data section."""
+
+    @property
+    def n_elements(self) -> int:
+        n = 1
+        for dim in self.shape:
+            n *= dim
+        return n
+
+
+@dataclass(frozen=True, slots=True)
+class _KeyValue:
+    start: int
+    value_at: int
+    end: int
+    vtype: int
+
+
+@dataclass(frozen=True)
+class GgufInfo:
+    """What :func:`gguf_info` reads from a GGUF header (no tensor data is read)."""
+
+    path: Path
+    version: int
+    file_type: int | None
+    """``general.file_type``: a llama.cpp ``LLAMA_FTYPE_*`` value."""
+    alignment: int
+    data_offset: int
+    tensors: tuple[TensorInfo, ...]
+    _kv: dict[str, _KeyValue]
+
+    @property
+    def keys(self) -> list[str]:
+        return list(self._kv)
+
+    @property
+    def file_type_name(self) -> str | None:
+        """The llama.cpp name of :attr:`file_type` (``"q4_k_m"``), if it has one."""
+        names = {v: k for k, v in _ftypes().items()}
+        return None if self.file_type is None else names.get(self.file_type)
+
+    def tensor_types(self) -> dict[str, str]:
+        """Tensor name -> ggml type name (``"Q8_0"``)."""
+        types = _gguf().GGMLQuantizationType
+        return {t.name: types(t.ggml_type).name for t in self.tensors}
+
+
+def gguf_info(path: Path) -> GgufInfo:
+    """Parse the header of a GGUF file: metadata layout, file type and tensor table.
+
+    Not ``gguf.GGUFReader``: it builds a numpy view for every vocabulary entry, 9-18 s
+    for a 262k-token vocabulary; walking the header with ``struct`` takes ~0.1 s, and
+    copying the metadata bytes verbatim is exact by construction.
+    """
+    check_gguf(path)
+    try:
+        with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            return _parse_header(path, mm)
+    except (struct.error, ValueError, UnicodeDecodeError, OverflowError) as exc:
+        raise BackendError(f"{path} is not a valid GGUF file: {exc}") from None
+    except OSError as exc:
+        raise BackendError(f"cannot read {path}: {exc}") from None
+
+
+def _string(buf: mmap.mmap, pos: int) -> tuple[str, int]:
+    (n,) = _U64.unpack_from(buf, pos)
+    end = pos + 8 + n
+    if end > len(buf):
+        raise ValueError("truncated string")
+    return buf[pos + 8 : end].decode("utf-8"), end
+
+
+def _skip_value(buf: mmap.mmap, pos: int, vtype: int) -> int:
+    if vtype in _SCALAR_SIZE:
+        return pos + _SCALAR_SIZE[vtype]
+    if vtype == _STRING:
+        return pos + 8 + int(_U64.unpack_from(buf, pos)[0])
+    if vtype == _ARRAY:
+        itype, count = struct.unpack_from("<IQ", buf, pos)
+        pos += 12
+        if itype in _SCALAR_SIZE:
+            return pos + int(count) * _SCALAR_SIZE[itype]
+        if itype == _STRING:  # the vocabulary: keep this loop tight
+            unpack = _U64.unpack_from
+            for _ in range(count):
+                pos += 8 + unpack(buf, pos)[0]
+            return int(pos)
+        for _ in range(count):
+            pos = _skip_value(buf, pos, itype)
+        return pos
+    raise ValueError(f"unknown metadata value type {vtype}")
+
+
+def _parse_header(path: Path, buf: mmap.mmap) -> GgufInfo:
+    _magic, version, n_tensors, n_kv = _HEADER.unpack_from(buf, 0)
+    if version & 0xFFFF == 0:
+        raise ValueError("big-endian GGUF files are not supported")
+    if version not in (2, 3):
+        raise ValueError(f"GGUF version {version} is not supported (2 and 3 are)")
+    if n_kv > len(buf) or n_tensors > len(buf):
+        raise ValueError("corrupt header counts")
+    pos = _HEADER.size
+    kv: dict[str, _KeyValue] = {}
+    for _ in range(n_kv):
+        start = pos
+        key, pos = _string(buf, pos)
+        (vtype,) = struct.unpack_from("<I", buf, pos)
+        value_at = pos + 4
+        pos = _skip_value(buf, value_at, vtype)
+        if pos > len(buf):
+            raise ValueError(f"metadata {key!r} runs past the end of the file")
+        kv[key] = _KeyValue(start, value_at, pos, vtype)
+
+    def u32(key: str) -> int | None:
+        entry = kv.get(key)
+        if entry is None or entry.vtype != _UINT32:
+            return None
+        return int(struct.unpack_from("<I", buf, entry.value_at)[0])
+
+    tensors = []
+    for _ in range(n_tensors):
+        name, pos = _string(buf, pos)
+        (n_dims,) = struct.unpack_from("<I", buf, pos)
+        if n_dims > 8:
+            raise ValueError(f"tensor {name!r} has {n_dims} dimensions")
+        shape = struct.unpack_from(f"<{n_dims}Q", buf, pos + 4)
+        pos += 4 + 8 * n_dims
+        ggml_type, offset = struct.unpack_from("<IQ", buf, pos)
+        pos += 12
+        tensors.append(TensorInfo(name, tuple(int(d) for d in shape), ggml_type, offset))
+    alignment = u32(_ALIGNMENT_KEY) or _GGUF_DEFAULT_ALIGNMENT
+    if alignment & (alignment - 1):
+        raise ValueError(f"alignment {alignment} is not a power of two")
+    return GgufInfo(
+        path=path,
+        version=version,
+        file_type=u32(_FILE_TYPE_KEY),
+        alignment=alignment,
+        data_offset=_pad(pos, alignment),
+        tensors=tuple(tensors),
+        _kv=kv,
+    )
+
+
+def _pad(n: int, alignment: int) -> int:
+    return (n + alignment - 1) // alignment * alignment
+
+
+# -- cache, digests, atomic files ---------------------------------------------------
+
+
+def default_cache_dir() -> Path:
+    return home_dir() / "quantized"
+
+
+def source_sha256(source: Path, cache_dir: Path | None = None) -> str:
+    """The source's sha256, remembered in ``cache_dir/sha256.json`` by (path, size,
+    mtime): hashing 250 MB costs ~0.5 s, a lookup well under a millisecond.
+
+    The index lives in the cache, not next to the model, whose directory may be
+    read-only or the user's own.
+    """
+    cache = cache_dir or default_cache_dir()
+    real = source.resolve()
+    st = real.stat()
+    index_path = cache / "sha256.json"
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+        if not isinstance(index, dict):
+            index = {}
+    except (OSError, ValueError):
+        index = {}
+    entry = index.get(str(real))
+    if (
+        isinstance(entry, dict)
+        and entry.get("size") == st.st_size
+        and entry.get("mtime_ns") == st.st_mtime_ns
+        and isinstance(entry.get("sha256"), str)
+    ):
+        return str(entry["sha256"])
+    digest = sha256_file(real)
+    index[str(real)] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
+    # A lost update (two processes at once) or an unwritable cache only costs a
+    # recomputation next time.
+    with contextlib.suppress(OSError):
+        atomic_write(index_path, json.dumps(index, indent=1, sort_keys=True))
+    return digest
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """Hold the per-source lock; flock is per open file, so threads wait too."""
+    with _writing(directory):
+        directory.mkdir(parents=True, exist_ok=True)
+        fh = (directory / ".lock").open("a+b")
+    with fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            # Only lock holders write here, so a temporary file now is a dead one's.
+            for stale in directory.glob(".*.tmp"):
+                stale.unlink(missing_ok=True)
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _writing(target: Path) -> Iterator[None]:
+    """Turn OS write errors into a BackendError that says what to do about them."""
+    try:
+        yield
+    except OSError as exc:
+        hint = None
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            hint = f"the disk holding {target.parent} is full: free space or set HAINET_HOME"
+        raise BackendError(f"cannot write {target}: {exc.strerror or exc}", hint=hint) from None
+
+
+@contextlib.contextmanager
+def _atomic_file(target: Path) -> Iterator[Path]:
+    """A temporary path next to ``target``, renamed onto it only if the block succeeds."""
+    with _writing(target):
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with _writing(target):
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, target)
+            dir_fd = os.open(target.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)  # the rename itself survives a power cut
+            finally:
+                os.close(dir_fd)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _prepare(source: Path, cache_dir: Path | None, progress: Progress | None) -> Path:
+    """Check the source and return its cache directory."""
+    check_gguf(source)
+    cache = cache_dir or default_cache_dir()
+    if progress:
+        progress("sha256", 0.0)
+    try:
+        digest = source_sha256(source, cache)
+    except OSError as exc:
+        raise BackendError(f"cannot read {source}: {exc.strerror or exc}") from None
+    if progress:
+        progress("sha256", 1.0)
+    return cache / digest[:16]
+
+
+# -- the F16 base ---------------------------------------------------------------------
+
+
+def f16_base(
+    source: Path, cache_dir: Path | None = None, *, progress: Progress | None = None
+) -> Path:
+    """A clean F16 GGUF of ``source``, made once per source and cached as
+    ``cache_dir/<sha256[:16]>/f16.gguf`` (gemma-3-270m: 8 s, 415 MB peak RSS)."""
+    directory = _prepare(Path(source), cache_dir, progress)
+    target = directory / "f16.gguf"
+    if target.exists():
+        return target
+    with _locked(directory):
+        _ensure_base(Path(source), target, progress)
+    return target
+
+
+def _ensure_base(source: Path, target: Path, progress: Progress | None) -> None:
+    """Make ``target`` unless another process did while we waited for the lock."""
+    if target.exists():
+        return
+    info = gguf_info(source)
+    plan = _plan_f16(info)
+    total = info.data_offset + sum(_pad(nbytes, info.alignment) for _, _, nbytes in plan)
+    free = shutil.disk_usage(target.parent).free
+    if free < total:
+        raise BackendError(
+            f"not enough disk space for the F16 base of {source.name}: it needs"
+            f" {total / 1e6:.0f} MB, {target.parent} has {free / 1e6:.0f} MB free",
+            hint="free space or set HAINET_HOME to a larger disk",
+        )
+    with (
+        _atomic_file(target) as tmp,
+        _writing(target),
+        tmp.open("wb") as out,
+        source.open("rb") as src,
+    ):
+        _write_f16(info, plan, src, out, progress)
+
+
+def _plan_f16(info: GgufInfo) -> list[tuple[TensorInfo, int, int]]:
+    """(tensor, output ggml type, output bytes) for every tensor of the source."""
+    gguf = _gguf()
+    types, sizes = gguf.GGMLQuantizationType, gguf.GGML_QUANT_SIZES
+    keep = {types.F32, types.F16, types.F64, types.I8, types.I16, types.I32, types.I64}
+    plan = []
+    for t in info.tensors:
+        try:
+            qtype = types(t.ggml_type)
+            block, type_size = sizes[qtype]
+        except (ValueError, KeyError):
+            raise BackendError(
+                f"{info.path.name}: tensor {t.name} has a ggml type ({t.ggml_type}) the gguf"
+                " package does not know",
+                hint="upgrade the gguf package",
+            ) from None
+        if not t.shape or t.shape[0] % block:
+            raise BackendError(f"{info.path.name}: tensor {t.name} has a malformed shape")
+        if qtype in keep:
+            plan.append((t, int(qtype), t.n_elements // block * type_size))
+        else:
+            plan.append((t, _F16, t.n_elements * 2))
+    return plan
+
+
+def _write_f16(
+    info: GgufInfo,
+    plan: list[tuple[TensorInfo, int, int]],
+    src: BinaryIO,
+    out: BinaryIO,
+    progress: Progress | None,
+) -> None:
+    import numpy as np
+
+    gguf = _gguf()
+    dequantize, types, sizes = (
+        gguf.quants.dequantize,
+        gguf.GGMLQuantizationType,
+        gguf.GGML_QUANT_SIZES,
+    )
+
+    # Metadata: every entry verbatim, except the file type, which now says F16.
+    file_type = (
+        _U64.pack(len(_FILE_TYPE_KEY))
+        + _FILE_TYPE_KEY.encode()
+        + struct.pack("<II", _UINT32, _LLAMA_FTYPE_MOSTLY_F16)
+    )
+    kv_blob = bytearray()
+    for key, entry in info._kv.items():
+        if key == _FILE_TYPE_KEY:
+            kv_blob += file_type
+        else:
+            src.seek(entry.start)
+            kv_blob += src.read(entry.end - entry.start)
+    if _FILE_TYPE_KEY not in info._kv:
+        kv_blob += file_type
+    n_kv = len(info._kv) + (0 if _FILE_TYPE_KEY in info._kv else 1)
+    out.write(_HEADER.pack(b"GGUF", 3, len(plan), n_kv))
+    out.write(kv_blob)
+
+    # Tensor table: same names and shapes, new types and offsets.
+    table = bytearray()
+    offset = 0
+    for t, out_type, nbytes in plan:
+        name = t.name.encode("utf-8")
+        table += _U64.pack(len(name)) + name
+        table += struct.pack(f"<I{len(t.shape)}Q", len(t.shape), *t.shape)
+        table += struct.pack("<IQ", out_type, offset)
+        offset += _pad(nbytes, info.alignment)
+    out.write(table)
+    out.write(bytes(_pad(out.tell(), info.alignment) - out.tell()))
+
+    data = np.memmap(info.path, dtype=np.uint8, mode="r")
+    total = max(sum(nbytes for _, _, nbytes in plan), 1)
+    written = 0
+    for t, out_type, nbytes in plan:
+        qtype = types(t.ggml_type)
+        block, type_size = sizes[qtype]
+        in_bytes = t.n_elements // block * type_size
+        start = info.data_offset + t.offset
+        raw = data[start : start + in_bytes]
+        if raw.size != in_bytes:
+            raise BackendError(f"{info.path.name} is truncated (tensor {t.name})")
+        if out_type == t.ggml_type:
+            out.write(raw.data)
+        else:
+            row_bytes = t.shape[0] // block * type_size
+            rows = raw.reshape(-1, row_bytes)
+            step = max(1, _CHUNK_VALUES // t.shape[0])
+            for i in range(0, rows.shape[0], step):
+                values = dequantize(np.ascontiguousarray(rows[i : i + step]), qtype)
+                with np.errstate(over="ignore"):  # checked just below
+                    half = values.astype(np.float16)
+                if not np.isfinite(half).all():
+                    raise BackendError(
+                        f"{info.path.name}: tensor {t.name} has values beyond the F16 range"
+                    )
+                out.write(half.data)
+        out.write(bytes(_pad(nbytes, info.alignment) - nbytes))
+        written += nbytes
+        if progress:
+            progress("f16", written / total)
+    del data
+
+
+# -- quantized variants -------------------------------------------------------------
+
+
+def quantized_variant(
+    source: Path,
+    quantization: str,
+    cache_dir: Path | None = None,
+    *,
+    n_threads: int | None = None,
+    progress: Progress | None = None,
+) -> Path:
+    """``source`` quantized to ``quantization`` (any name :func:`normalize_quantization`
+    accepts) by llama.cpp's quantizer from the F16 base, cached as
+    ``cache_dir/<sha256[:16]>/<type>.gguf``; ``"f16"`` is the base itself."""
+    qtype = normalize_quantization(quantization)
+    source = Path(source)
+    if qtype in _NEEDS_IMATRIX:
+        raise ConfigError(
+            f"{qtype} needs an importance matrix, which hainet does not make",
+            hint="choose another type, e.g. q3_k_s or iq3_s",
+        )
+    if qtype == "f16":
+        return f16_base(source, cache_dir, progress=progress)
+    directory = _prepare(source, cache_dir, progress)
+    target = directory / f"{qtype}.gguf"
+    if target.exists():
+        return target
+    with _locked(directory):
+        if not target.exists():
+            base = directory / "f16.gguf"
+            _ensure_base(source, base, progress)
+            _quantize(base, target, qtype, n_threads, progress)
+    return target
+
+
+# The quantizer runs in a child process: llama.cpp stops the whole process with
+# GGML_ASSERT on some inputs (e.g. a K-quant type forced onto rows that are not a
+# multiple of 256), a ctypes call cannot be interrupted with Ctrl-C, and the child's
+# stderr is the quantizer's log, which explains a failure.  Costs ~0.3 s of start-up.
+_QUANTIZER = """
+import ctypes, json, sys
+import llama_cpp as lc
+job = json.loads(sys.argv[1])
+lc.llama_backend_init()
+params = lc.llama_model_quantize_default_params()
+for name, value in job["params"].items():
+    setattr(params, name, value)
+status = lc.llama_model_quantize(job["base"].encode(), job["out"].encode(), ctypes.byref(params))
+sys.exit(min(int(status), 125))
+"""
+
+
+class _Outcome(NamedTuple):
+    returncode: int
+    log: str
+
+
+def _run_quantizer(base: Path, out: Path, params: dict[str, Any]) -> _Outcome:
+    job = json.dumps({"base": str(base), "out": str(out), "params": params})
+    done = subprocess.run(
+        [sys.executable, "-c", _QUANTIZER, job],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        check=False,
+    )
+    return _Outcome(done.returncode, done.stderr.decode("utf-8", "replace"))
+
+
+def _quantize(
+    base: Path, target: Path, qtype: str, n_threads: int | None, progress: Progress | None
+) -> None:
+    params: dict[str, Any] = {
+        "ftype": _ftypes()[qtype],
+        "nthread": n_threads or os.cpu_count() or 1,
+        "allow_requantize": False,  # the base is F16: nothing is quantized twice
+    }
+    params.update(_embedding_overrides(qtype, gguf_info(base)))
+    if progress:
+        progress("quantize", 0.0)
+    with _atomic_file(target) as tmp:
+        outcome = _run_quantizer(base, tmp, params)
+        if outcome.returncode != 0:
+            raise _quantizer_error(base, target, qtype, outcome)
+    if progress:
+        progress("quantize", 1.0)
+
+
+def _embedding_overrides(qtype: str, base: GgufInfo) -> dict[str, int]:
+    """``token_embedding_type``/``output_tensor_type`` for ``qtype``: its base type,
+    or the nearest 32-block type where the rows do not fit (see the module docstring).
+
+    Never a type that does not divide the rows: llama.cpp asserts instead of falling
+    back for types given here.  With no fitting type, llama.cpp's own choice stays.
+    """
+    wanted = _BASE_TENSOR_TYPE.get(qtype)
+    if wanted is None:
+        return {}
+    gguf = _gguf()
+    types, sizes = gguf.GGMLQuantizationType, gguf.GGML_QUANT_SIZES
+    by_name = {t.name: t for t in base.tensors}
+
+    def fitting(tensor: TensorInfo | None) -> int | None:
+        if tensor is None:
+            return None
+        for name in (wanted, _FALLBACK_32.get(wanted)):
+            if name is not None and tensor.shape[0] % sizes[types[name]][0] == 0:
+                return int(types[name])
+        return None
+
+    embd = by_name.get("token_embd.weight")
+    # A model without output.weight reads its output through the embedding table;
+    # llama.cpp then applies output_tensor_type to that table.
+    output = by_name.get("output.weight", embd)
+    overrides = {"token_embedding_type": fitting(embd), "output_tensor_type": fitting(output)}
+    return {k: v for k, v in overrides.items() if v is not None}
+
+
+def _quantizer_error(base: Path, target: Path, qtype: str, outcome: _Outcome) -> BackendError:
+    lines = [ln.strip() for ln in outcome.log.splitlines() if ln.strip()]
+    reason = next(
+        (ln for ln in reversed(lines) if "failed" in ln or "error" in ln.lower() or "ASSERT" in ln),
+        lines[-1] if lines else "",
+    )
+    if outcome.returncode < 0:
+        what = f"crashed ({signal.Signals(-outcome.returncode).name})"
+    else:
+        what = f"failed (status {outcome.returncode})"
+    hint = None
+    with contextlib.suppress(OSError):
+        if shutil.disk_usage(target.parent).free < base.stat().st_size:
+            hint = f"the disk holding {target.parent} is nearly full"
+    return BackendError(
+        f"llama.cpp's quantizer {what} making {qtype} from {base}"
+        + (f": {reason}" if reason else ""),
+        hint=hint,
+    )
