@@ -28,6 +28,7 @@ _BUILTINS = {
     "llamacpp": "hainet.backends.llamacpp:LlamaCppBackend",
     "openai": "hainet.backends.openai:OpenAIBackend",
     "mock": "hainet.backends.mock:MockBackend",
+    "transformers": "hainet.backends.transformers:TransformersBackend",
 }
 _registered: dict[str, type[Backend]] = {}
 
