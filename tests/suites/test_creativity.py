@@ -105,7 +105,7 @@ def test_constraints(text: str, constraints: dict[str, Any], expected: bool) -> 
 def test_different_samples_that_meet_the_constraints_score_high() -> None:
     score = scorer().score_samples(SEA, [done(t) for t in DIFFERENT])
     details = score.details or {}
-    assert details["constraint_rate"] == 1.0 and details["samples"] == 4
+    assert details["constraint_rate"] == 1.0 and details["sample_count"] == 4
     assert details["distinct_2"] > 0.9 and details["dispersion"] > 0.5
     for key in ("distinct_1", "distinct_2", "dispersion", "constraint_rate"):
         assert 0.0 <= details[key] <= 1.0

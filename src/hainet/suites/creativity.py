@@ -2,7 +2,8 @@
 
 A creativity case is sampled N times (the suite's ``samples``, at its
 ``temperature`` unless the bench gives one).  :meth:`DiversityScorer.score_samples`
-measures, every component in ``[0, 1]`` and kept in ``details``:
+measures, every component in ``[0, 1]`` and kept in ``details`` (beside the runner's
+``samples``, the texts themselves, so no key here is called that):
 
 * ``constraint_rate``: the fraction of samples that meet every constraint of the
   prompt (``options.constraints``, below);
@@ -192,7 +193,7 @@ class DiversityScorer:
     def score(self, case: Case, completion: Completion) -> Score:
         rate, [verdict] = self._constraint_rate(case, [completion])
         failed = sorted(k for k, ok in verdict.items() if not ok)
-        details = {"constraint_rate": rate, "constraints": verdict, "samples": 1}
+        details = {"constraint_rate": rate, "constraints": verdict, "sample_count": 1}
         why = "meets every constraint" if not failed else f"fails {', '.join(failed)}"
         return Score(
             rate,
@@ -224,7 +225,7 @@ class DiversityScorer:
             "distinct_2_fallback": not two_words,
             "weights": WEIGHTS,
             "constraints": verdicts,
-            "samples": len(completions),
+            "sample_count": len(completions),
         }
         return Score(
             min(max(value, 0.0), 1.0),
