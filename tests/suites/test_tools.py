@@ -87,6 +87,13 @@ def test_calls_in_every_text_shape_score_one(answer: str) -> None:
     assert scored(case(), text(answer)) == 1.0
 
 
+def test_an_echoed_tool_list_is_not_a_call() -> None:
+    echo = json.dumps([WEATHER, CALC])
+    assert parse_calls(text(echo)) == ([], "none")
+    # A call written after the echo still counts.
+    assert scored(case(), text(echo + " " + json.dumps(PARIS))) == 1.0
+
+
 def test_native_calls_come_first() -> None:
     completion = Completion(
         text='{"name": "calculator", "arguments": {"expression": "1"}}',

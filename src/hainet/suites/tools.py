@@ -110,6 +110,12 @@ def _arguments(raw: Any) -> dict[str, Any] | None:
     return raw if isinstance(raw, dict) else None
 
 
+def _is_schema(raw: Any) -> bool:
+    """Base models often copy the tool list from the prompt; its ``parameters`` are a
+    JSON Schema, which must not pass for arguments (and earn partial credit)."""
+    return isinstance(raw, dict) and raw.get("type") == "object" and "properties" in raw
+
+
 def _calls_in(value: Any) -> list[ParsedCall] | None:
     """Calls held by one JSON value: a list (maybe empty: an explicit "no call"), or
     None when the value is not shaped like a call at all."""
@@ -139,6 +145,8 @@ def _calls_in(value: Any) -> list[ParsedCall] | None:
             if name.strip().lower() in NO_CALL_NAMES:
                 return []
             raw = next((value[k] for k in _ARG_KEYS if k in value), None)
+            if _is_schema(raw):
+                return None  # the tool's definition echoed back, not a call
             args = _arguments(raw)
             # Arguments that are not an object: still a call, with unreadable arguments.
             return [ParsedCall(name.strip(), args if args is not None else {UNREADABLE: raw})]
