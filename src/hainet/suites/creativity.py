@@ -19,7 +19,8 @@ the task counts as much as variety.  N identical samples get ``distinct_2 = 1/N`
 cannot show variety: its value is whether it meets the constraints, and the
 explanation says so.
 
-Constraints (``options.constraints``), all optional, checked on the stripped text:
+Constraints (``options.constraints``), all optional, checked on the stripped text; a
+sample without a single word never meets them:
 
 * ``words`` / ``min_words`` / ``max_words``: word count (a word is a run of letters,
   digits, apostrophes or hyphens);
@@ -143,7 +144,8 @@ def _sentences(text: str) -> int:
 
 
 def check_constraints(text: str, constraints: dict[str, Any]) -> dict[str, bool]:
-    """Each constraint's verdict on ``text`` (assumed valid, see ``_validate``)."""
+    """Each constraint's verdict on ``text`` (assumed valid, see ``_validate``), and
+    ``not_empty``: the text has a word."""
     text = text.strip()
     n_words = len(words(text))
     lines = [line.strip() for line in text.splitlines() if line.strip()]
@@ -161,7 +163,10 @@ def check_constraints(text: str, constraints: dict[str, Any]) -> dict[str, bool]
         "first_letters": lambda v: "".join(line[0] for line in lines).lower() == v.lower(),
         "max_chars": lambda v: len(text) <= v,
     }
-    return {key: checks[key](value) for key, value in constraints.items()}
+    verdicts = {key: checks[key](value) for key, value in constraints.items()}
+    # An empty answer would pass "at most N words" or "without the word X".
+    verdicts["not_empty"] = bool(words(text))
+    return verdicts
 
 
 class DiversityScorer:
