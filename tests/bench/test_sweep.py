@@ -145,3 +145,48 @@ def test_a_killed_sweep_resumes_without_duplicates_or_losses(hainet_home: Path) 
     assert sweeps == 1
     # The first cell was not redone: its run is the one from before the kill.
     assert [r["cell"] for r in result["runs"]] == [c for c, _ in sorted(completed)]
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_configurations_as_tasks_on_a_local_ray_instance(hainet_home: Path) -> None:
+    pytest.importorskip("ray")
+    store, catalog = _store_and_catalog()
+    plan = SweepPlan(models=("gemma-3-270m",), flash_attention=(True, False))
+    options = BenchOptions(quick=True, ray="local")
+    outcome = asyncio.run(run_sweep(catalog, plan, store, options))
+    assert outcome.sweep.status == "completed" and outcome.sweep.loads == 2
+    assert len(outcome.runs) == 2 and all(r.status == "completed" for r in outcome.runs)
+    # The runs were written by Ray worker processes, not by this one.
+    assert {r.summary["suites"]["reasoning"]["cases"] for r in outcome.runs} == {5}
+
+
+def test_an_unreachable_ray_cluster_is_a_clear_error() -> None:
+    pytest.importorskip("ray")
+    store, catalog = _store_and_catalog()
+    options = BenchOptions(quick=True, ray="127.0.0.1:1")
+    plan = SweepPlan(models=("gemma-3-270m",), flash_attention=(True, False))
+    with pytest.raises(ConfigError, match="cannot reach the Ray cluster"):
+        asyncio.run(run_sweep(catalog, plan, store, options))
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_quantization_flash_temperature_sweep_loads_each_configuration_once(
+    hainet_home: Path,
+) -> None:
+    store, catalog = _store_and_catalog()
+    plan = SweepPlan(models=("gemma-3-270m",), quantizations=("4bit", "8bit", "none"),
+                     flash_attention=(True, False), temperatures=(0.1, 0.7))
+    outcome = asyncio.run(run_sweep(catalog, plan, store, BenchOptions(quick=True)))
+    assert outcome.sweep.status == "completed", [r.error for r in outcome.failed]
+    assert outcome.sweep.cells == 12 and len(outcome.runs) == 12
+    assert outcome.sweep.loads == 6
+    by_quant: dict[str, set[int]] = {}
+    for run in outcome.runs:
+        assert run.summary["suites"]["reasoning"]["cases"] == 5
+        by_quant.setdefault(run.model["quantization"], set()).add(run.model["file_size"])
+    assert set(by_quant) == {"Q4_K_M", "Q8_0", "F16"}
+    sizes = {q: next(iter(s)) for q, s in by_quant.items()}
+    assert sizes["Q4_K_M"] < sizes["Q8_0"] < sizes["F16"]
+    assert outcome.sweep.plan["quantizations"] == ["q4_k_m", "q8_0", "f16"]

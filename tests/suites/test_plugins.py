@@ -65,3 +65,16 @@ def suite_loader_params() -> Any:
     from hainet.types import GenerationParams
 
     return GenerationParams()
+
+
+def test_malformed_scorer_options_are_refused_at_load(tmp_path: Path) -> None:
+    bad = {"name": "ifx", "version": "1", "capability": "instruction_following",
+           "scorer": "instructions",
+           "cases": [{"id": "ok", "input": "Say hi", "options": {"checks": [
+                         {"id": "change_case:english_lowercase", "kwargs": {}}]}},
+                     {"id": "typo", "input": "Say hi", "options": {"checks": [
+                         {"id": "no_such:check", "kwargs": {}}]}}]}
+    path = tmp_path / "ifx.json"
+    path.write_text(json.dumps(bad))
+    with pytest.raises(SuiteError, match=r"ifx\.json: .*'typo'.*no_such:check"):
+        load_suite(str(path))

@@ -60,6 +60,10 @@ class BenchOptions:
     judge: str | None = None
     """Model that judges open-ended answers (the ``judge`` scorer)."""
     unsafe_no_sandbox: bool = False
+    samples: int | None = None
+    """Completions per case for every suite (pass@k); None: each suite's own."""
+    ray: str | None = None
+    """Spread configurations over a Ray cluster: ``local``, ``auto`` or an address."""
 
 
 def _ignore(*args: Any) -> None:
@@ -77,6 +81,8 @@ class Progress:
     on_run: Callable[[Run, int], None] = field(default=_ignore)
     """A run started, with its number of cases."""
     on_case: Callable[[CaseResult], None] = field(default=_ignore)
+    on_cases_done: Callable[[int], None] = field(default=_ignore)
+    """Cases finished so far, for work done in other processes (no CaseResult here)."""
 
 
 def _mean(values: list[float]) -> float | None:
@@ -192,7 +198,7 @@ async def _run_case(
     }
     completions: list[Completion] = []
     try:
-        for i in range(suite.samples_for(case)):
+        for i in range(options.samples or suite.samples_for(case)):
             sample = dataclasses.replace(
                 request, params=request.params.replace(seed=params.seed + i)
             )
@@ -252,6 +258,7 @@ async def run_loaded(
             "seed": options.seed,
             "max_concurrent": options.max_concurrent,
             "judge": options.judge,
+            "samples": options.samples,
         },
         suites=[s.name for s in suites],
         quick=options.quick,

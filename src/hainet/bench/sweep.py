@@ -25,7 +25,7 @@ import hashlib
 import json
 import multiprocessing
 import os
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -126,6 +126,7 @@ class SweepPlan:
             "quick": options.quick,
             "seed": options.seed,
             "judge": options.judge,
+            "samples": options.samples,
         }
 
 
@@ -461,7 +462,9 @@ async def _execute(
 
     n = max(1, options.max_concurrent)
     tasks = [asyncio.ensure_future(run_remote(g)) for g in remote]
-    if n == 1 or len(local) <= 1:
+    if options.ray and local:
+        await _run_in_ray(local, specs, suites, store, options, sweep, home, progress)
+    elif n == 1 or len(local) <= 1:
         # In this process, one configuration at a time (remote ones go on alongside).
         for group in local:
             await _run_group(
@@ -496,19 +499,7 @@ async def _run_in_workers(
 ) -> None:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     threads = max(1, (cores or 1) // n)  # split the cores: no oversubscription
-    jobs = [
-        _WorkerJob(
-            str(home),
-            store.url.render_as_string(hide_password=False),
-            g,
-            specs[g[0].model],
-            [s.name for s in suites],
-            options,
-            sweep.id,
-            threads,
-        )
-        for g in groups
-    ]
+    jobs = _jobs(groups, specs, suites, store, options, sweep, home, threads)
     progress.on_status(
         f"{len(jobs)} configurations in {n} worker processes, {threads} threads each"
     )
@@ -516,10 +507,82 @@ async def _run_in_workers(
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
         futures = [loop.run_in_executor(pool, _worker, job) for job in jobs]
-        for future in asyncio.as_completed(futures):
-            for run_id in await future:
-                run = store.get_run(run_id)
-                progress.on_status(f"{run.cell}: {run.status}")
+        await _watch(asyncio.gather(*futures), store, sweep, progress)
+
+
+async def _watch(work: Awaitable[Any], store: Store, sweep: Sweep, progress: Progress) -> None:
+    """Wait for work done in other processes, reporting the cases they store."""
+    start = await asyncio.to_thread(store.count_results, sweep.id)
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        await asyncio.wait([task], timeout=1.0)
+        done = await asyncio.to_thread(store.count_results, sweep.id)
+        progress.on_cases_done(done - start)
+    await task
+
+
+def _jobs(
+    groups: list[list[Cell]],
+    specs: dict[str, ModelSpec],
+    suites: list[Suite],
+    store: Store,
+    options: BenchOptions,
+    sweep: Sweep,
+    home: Path,
+    threads: int,
+) -> list[_WorkerJob]:
+    url = store.url.render_as_string(hide_password=False)
+    names = [s.name for s in suites]
+    return [
+        _WorkerJob(str(home), url, g, specs[g[0].model], names, options, sweep.id, threads)
+        for g in groups
+    ]
+
+
+async def _run_in_ray(
+    groups: list[list[Cell]],
+    specs: dict[str, ModelSpec],
+    suites: list[Suite],
+    store: Store,
+    options: BenchOptions,
+    sweep: Sweep,
+    home: Path,
+    progress: Progress,
+) -> None:
+    """One Ray task per configuration; each writes its runs to the same store.
+
+    The store must be reachable from every node: a SQLite file works for a local
+    instance, a cluster needs ``HAINET_DB=postgresql+psycopg://...``.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--ray needs Ray", hint="pip install 'hainet[ray]'") from None
+    address = options.ray
+    if not ray.is_initialized():
+        progress.on_status(f"connecting to Ray ({address})")
+        try:
+            if address == "local":
+                ray.init(include_dashboard=False, log_to_driver=False)
+            else:
+                ray.init(address=address, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ConfigError(f"cannot reach the Ray cluster at {address!r}: {exc}") from None
+    cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
+    threads = max(1, min(cpus, os.cpu_count() or 1) // max(1, options.max_concurrent))
+    task = ray.remote(num_cpus=threads)(_worker)
+    refs = [
+        task.remote(job)
+        for job in _jobs(groups, specs, suites, store, options, sweep, home, threads)
+    ]
+    progress.on_status(f"{len(refs)} configurations as Ray tasks, {threads} threads each")
+    try:
+        await _watch(asyncio.to_thread(ray.get, refs), store, sweep, progress)
+    except ray.exceptions.RayError as exc:
+        raise ConfigError(f"a Ray task failed: {exc}") from None
+    finally:
+        if address == "local":
+            ray.shutdown()
 
 
 async def run_bench(

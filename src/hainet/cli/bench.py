@@ -78,6 +78,12 @@ def bench(
     judge: str | None = typer.Option(
         None, "--judge", help="Model that judges open-ended answers (judge scorer)."
     ),
+    samples: int | None = typer.Option(
+        None, "--samples", min=1, help="Completions per case, for pass@k [each suite's own]."
+    ),
+    ray: str | None = typer.Option(
+        None, "--ray", help="Spread configurations over Ray: local, auto or an address."
+    ),
     unsafe_no_sandbox: bool = typer.Option(
         False, "--unsafe-no-sandbox", help="Run model-written code without namespaces/seccomp."
     ),
@@ -109,6 +115,8 @@ def bench(
         max_concurrent=max_concurrent,
         judge=judge,
         unsafe_no_sandbox=unsafe_no_sandbox,
+        samples=samples,
+        ray=ray,
     )
     if unsafe_no_sandbox:
         err_console.print(
@@ -142,6 +150,9 @@ def bench(
         def on_case(result: CaseResult) -> None:
             bar.advance(task)
 
+        def on_cases_done(n: int) -> None:
+            bar.update(task, completed=n)
+
         try:
             outcome = asyncio.run(
                 run_sweep(
@@ -149,7 +160,7 @@ def bench(
                     plan,
                     store,
                     options,
-                    BenchProgress(on_start, on_status, on_run, on_case),
+                    BenchProgress(on_start, on_status, on_run, on_case, on_cases_done),
                     resume=resume_sweep or resume,
                     server_concurrency=server_concurrency,
                 )

@@ -286,6 +286,16 @@ class Store:
             rows = conn.execute(query).mappings().all()
         return [self._run(r, None) for r in rows]
 
+    def count_results(self, sweep_id: str) -> int:
+        """Cases stored so far by every run of a sweep (progress of worker processes)."""
+        query = (
+            sa.select(sa.func.count())
+            .select_from(results.join(runs, results.c.run_id == runs.c.id))
+            .where(runs.c.sweep_id == sweep_id)
+        )
+        with self._guard(f"count results of sweep {sweep_id[:8]}"), self._read() as conn:
+            return int(conn.execute(query).scalar_one())
+
     # -- sweeps -----------------------------------------------------------------
 
     def create_sweep(self, *, plan: dict[str, Any], plan_hash: str, cells: int) -> Sweep:

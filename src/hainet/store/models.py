@@ -94,8 +94,10 @@ class Sweep(BaseModel):
         description="running; completed (every cell completed); incomplete (some cell "
         "failed); interrupted (stopped before the end; resumable with --resume)."
     )
-    plan: dict[str, Any] = Field(description="Models, quantizations, flash attention, "
-                                 "temperatures, suites and options that define the cells.")
+    plan: dict[str, Any] = Field(
+        description="Models, quantizations, flash attention, "
+        "temperatures, suites and options that define the cells."
+    )
     plan_hash: str = Field(description="sha256 of the canonical plan: --resume matches on it.")
     cells: int = Field(description="Number of cells in the plan.")
     loads: int = Field(description="Model loads so far, over every attempt of this sweep.")

@@ -34,7 +34,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hainet.suites.scorers import scorer_known
+from hainet.errors import SuiteError
+from hainet.suites.scorers import check_case, scorer_known
 from hainet.types import GenerationParams, Message, Mode, Request
 
 __all__ = ["Case", "Suite", "Turn", "render"]
@@ -119,6 +120,10 @@ class Suite(BaseModel):
             name = case.scorer or self.scorer
             if not scorer_known(name):
                 raise ValueError(f"case {case.id!r}: unknown scorer {name!r}")
+            try:
+                check_case(name, case)
+            except SuiteError as exc:
+                raise ValueError(str(exc)) from None
         return self
 
     def select(self, *, quick: bool = False) -> list[Case]:

@@ -297,6 +297,11 @@ class CodeScorer:
 
     name = "code"
 
+    @staticmethod
+    def check_case(case: Case) -> None:
+        """Refuse a case the scorer cannot run when the suite loads."""
+        Problem.from_case(case)
+
     def __init__(self, ctx: ScoringContext | None = None) -> None:
         ctx = ctx or ScoringContext()
         extra = ctx.extra

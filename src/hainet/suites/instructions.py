@@ -311,6 +311,11 @@ class InstructionScorer:
 
     name = "instructions"
 
+    @staticmethod
+    def check_case(case: Case) -> None:
+        """Refuse malformed checks when the suite loads (see scorers.check_case)."""
+        parse_checks(case)
+
     def __init__(self, ctx: ScoringContext | None = None) -> None:
         self.ctx = ctx
         # Load langdetect's profiles now, once, rather than lazily inside whichever

@@ -49,6 +49,7 @@ __all__ = [
     "get_scorer",
     "normalize",
     "register_scorer",
+    "check_case",
     "scorer_known",
 ]
 
@@ -223,6 +224,15 @@ def register_scorer(name: str, factory: ScorerFactory) -> None:
 
 def scorer_known(name: str) -> bool:
     return name in _registered or name in _BUILTIN_CLASSES or name in _LAZY
+
+
+def check_case(name: str, case: Case) -> None:
+    """Validate a case's options for its scorer when the suite loads, if the scorer
+    offers a ``check_case(case)`` (raising :class:`SuiteError`); otherwise a malformed
+    case is only found when it is scored."""
+    check = getattr(_factory(name), "check_case", None)
+    if check is not None:
+        check(case)
 
 
 def _factory(name: str) -> ScorerFactory:
