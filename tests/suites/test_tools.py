@@ -377,7 +377,7 @@ def test_both_modes_render(suite: Suite) -> None:
         for line in suite.few_shot.splitlines()
         if line.startswith("Call:")
     ]
-    assert [[c.name for c in cs] for cs in calls] == [["get_time"], ["translate"], []]
+    assert [[c.name for c in cs] for cs in calls] == [["get_time"], ["play_music"], []]
 
 
 # -- the bundled model ----------------------------------------------------------------------
