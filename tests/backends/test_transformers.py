@@ -187,6 +187,13 @@ PROMPT = "The capital of France is"
 AGREES = [(PROMPT, 12), ("def fibonacci(n):", 24)]
 
 
+def model_spec(path: Path, **updates: object) -> ModelSpec:
+    # One torch thread: with two on two shared cores, one busy neighbour process
+    # slows decoding about 5x (threads spin at every barrier waiting for each other);
+    # one thread decodes at about 10 tokens/s either way.
+    return spec(path, n_threads=1, **updates)
+
+
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("transformers-cache")
@@ -198,9 +205,11 @@ def tf(bundled_gguf: Path, cache_dir: Path) -> Iterator[TransformersBackend]:
     # `transformers` extra; without them these tests skip rather than fail.
     pytest.importorskip("gguf")
     pytest.importorskip("accelerate")
-    backend = TransformersBackend(spec(bundled_gguf), cache_dir=cache_dir)
+    threads = torch.get_num_threads()  # the backend sets torch's process-wide count
+    backend = TransformersBackend(model_spec(bundled_gguf), cache_dir=cache_dir)
     yield backend
     backend.close()
+    torch.set_num_threads(threads)
 
 
 def greedy(n: int, prompt: str = PROMPT, **kw: object) -> Request:
@@ -257,19 +266,19 @@ async def test_greedy_text_matches_llama_cpp(tf: TransformersBackend, bundled_gg
 @pytest.mark.model
 @pytest.mark.slow
 async def test_stop_string_halts_generation(tf: TransformersBackend) -> None:
-    full = await tf.generate(greedy(24))
+    full = await tf.generate(greedy(12))
     assert "France" in full.text
-    out = await tf.generate(greedy(24, stop=("France",)))
+    out = await tf.generate(greedy(12, stop=("France",)))
     assert out.text == full.text[: full.text.index("France")]
     assert out.finish_reason == "stop"
-    assert out.completion_tokens < 24  # halted, not generated to the end and cut
+    assert out.completion_tokens < 12  # halted, not generated to the end and cut
 
 
 @pytest.mark.model
 @pytest.mark.slow
 async def test_same_seed_same_sample(tf: TransformersBackend) -> None:
     def sample(seed: int) -> Request:
-        return greedy(10, "A short poem:", temperature=1.0, seed=seed)
+        return greedy(8, "A short poem:", temperature=1.0, seed=seed)
 
     a = await tf.generate(sample(42))
     b = await tf.generate(sample(42))
@@ -299,7 +308,7 @@ async def test_prompt_longer_than_the_context(tf: TransformersBackend) -> None:
 async def test_second_load_reads_the_cache(
     tf: TransformersBackend, bundled_gguf: Path, cache_dir: Path
 ) -> None:
-    again = TransformersBackend(spec(bundled_gguf), cache_dir=cache_dir)
+    again = TransformersBackend(model_spec(bundled_gguf), cache_dir=cache_dir)
     try:
         assert not again.converted and again.model_dir == tf.model_dir
         assert (await again.generate(greedy(12))).text == (await tf.generate(greedy(12))).text
@@ -312,7 +321,7 @@ async def test_second_load_reads_the_cache(
 async def test_8bit_on_cpu_is_dynamic_int8_without_the_output_layer(
     tf: TransformersBackend, bundled_gguf: Path, cache_dir: Path
 ) -> None:
-    q8 = TransformersBackend(spec(bundled_gguf, quantization="8bit"), cache_dir=cache_dir)
+    q8 = TransformersBackend(model_spec(bundled_gguf, quantization="8bit"), cache_dir=cache_dir)
     try:
         assert q8.plan.method == "torch-dynamic-int8" and not q8.converted
         model = q8._model
