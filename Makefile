@@ -39,7 +39,7 @@ install: $(LLAMA_WHEEL)
 
 install-dev: $(LLAMA_WHEEL)
 	$(PIP) install --quiet --find-links $(WHEELHOUSE) --only-binary llama-cpp-python \
-		-e '.[llama,server,dev]'
+		-e '.[llama,server,transformers,dev]'
 
 # System packages the tests use: PostgreSQL binaries (store tests), bubblewrap (sandbox).
 sysdeps:

@@ -161,7 +161,8 @@ class LlamaCppBackend(Backend):
         try:
             if request.prompt is not None:
                 if p.json_schema is not None:
-                    common["grammar"] = _grammar(json.dumps(p.json_schema, sort_keys=True))
+                    # Key order matters: the grammar makes the model write keys in this order.
+                    common["grammar"] = _grammar(json.dumps(p.json_schema))
                 out = llm.create_completion(request.prompt, **common)
                 choice = out["choices"][0]
                 text = choice["text"]

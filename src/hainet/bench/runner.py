@@ -165,8 +165,10 @@ async def _score(scorer: Any, case: Case, completions: list[Completion]) -> Scor
     for completion in completions:
         if hasattr(scorer, "ascore"):
             scores.append(await scorer.ascore(case, completion))
-        else:
+        elif getattr(scorer, "blocking", True):
             scores.append(await asyncio.to_thread(scorer.score, case, completion))
+        else:
+            scores.append(scorer.score(case, completion))
     if len(scores) == 1:
         return scores[0]
     return Score(
@@ -218,7 +220,8 @@ async def _run_case(
     except (ScoringUnavailable, SuiteError) as exc:
         kind = "could not score" if isinstance(exc, ScoringUnavailable) else "bad case"
         return CaseResult(**base, error=f"{kind}: {exc}", details=details or None)
-    details.update(score.details or {})
+    # The runner's own keys (samples, tool_calls) win over a scorer's of the same name.
+    details = {**(score.details or {}), **details}
     return CaseResult(
         **base, score=score.value, explanation=score.explanation, details=details or None
     )
@@ -274,8 +277,9 @@ async def run_loaded(
     async def one(suite: Suite, case: Case) -> None:
         async with gate:
             result = await _run_case(backend, suite, case, options, scorers)
-        store.add_result(run.id, result)
         done.append(result)
+        # In a thread: an fsync per case must not stall the requests in flight.
+        await asyncio.to_thread(store.add_result, run.id, result)
         progress.on_case(result)
 
     def finish(status: RunStatus, error: str | None = None) -> Run:

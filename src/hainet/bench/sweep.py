@@ -155,7 +155,8 @@ def estimate_memory_mb(spec: ModelSpec, quantization: str | None, home: Path) ->
             # The F16 base is made first, once, and costs more than the model itself.
             size = max(size, spec.parameters * _F16_CONVERSION_BYTES_PER_PARAM)
     if spec.backend == "transformers" and spec.parameters:
-        size = max(size, spec.parameters * 4.0)  # fp32 weights
+        # fp32 weights; the first load (GGUF conversion) peaked at 12 bytes/parameter.
+        size = max(size, spec.parameters * 12.0)
     # KV cache, compute buffers and the runtime itself.
     return size * 1.25 / MIB + 150.0
 

@@ -174,11 +174,15 @@ class Suite(BaseModel):
         mode, backends that support tools) instead of only describing them in text.
         ``constrain``: honour ``case.constrained`` (the backend can follow a schema).
         """
+        tools = tuple(case.tools) if (case.tools and native_tools and mode == "chat") else None
         params = params.replace(
             max_tokens=case.max_tokens or self.max_tokens,
             stop=tuple(case.stop if case.stop is not None else self.stop) or params.stop,
-            json_schema=case.json_schema if (case.constrained and constrain) else None,
-            tools=tuple(case.tools) if (case.tools and native_tools and mode == "chat") else None,
+            # Native tool calls and a grammar would fight over the output: tools win.
+            json_schema=case.json_schema
+            if (case.constrained and constrain and not tools)
+            else None,
+            tools=tools,
         )
         variables = self._variables(case)
         if mode == "prompt":

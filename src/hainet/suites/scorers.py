@@ -8,7 +8,9 @@ Optional, for scorers that need them:
 
 * ``score_samples(case, completions) -> Score`` scores all samples of a case at once
   (diversity, pass@k); without it the bench averages ``score`` over the samples;
-* ``async ascore(case, completion) -> Score`` for scorers that call a model (judge).
+* ``async ascore(case, completion) -> Score`` for scorers that call a model (judge);
+* ``blocking = False`` for scorers cheap enough to run on the event loop (the bench
+  otherwise runs ``score`` in a worker thread).
 
 Scorers are registered by name.  Built-ins that need heavy resources (the sandbox,
 the embedding model, a judge backend) are imported only when a suite uses them; a
@@ -106,6 +108,8 @@ def _first_line(text: str) -> str:
 class ExactScorer:
     """The first non-empty line equals the target or an alias, after normalization."""
 
+    blocking = False  # cheap: the bench calls it inline, not in a thread
+
     name = "exact"
 
     def score(self, case: Case, completion: Completion) -> Score:
@@ -122,6 +126,8 @@ _NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?|[-+]?\.\d+")
 
 class NumericScorer:
     """The first number in the answer is within ``tolerance`` of the target."""
+
+    blocking = False  # cheap: the bench calls it inline, not in a thread
 
     name = "numeric"
 
@@ -147,6 +153,8 @@ class NumericScorer:
 
 class RegexScorer:
     """The answer matches the case's ``pattern`` (search, case-insensitive by default)."""
+
+    blocking = False  # cheap: the bench calls it inline, not in a thread
 
     name = "regex"
 
@@ -180,14 +188,18 @@ def extract_json(text: str) -> Any:
 
 
 class JsonSchemaScorer:
-    """The answer holds JSON valid under the case's ``schema``."""
+    """The answer holds JSON valid under ``options.schema``, else the case's
+    ``json_schema`` (the one the model is shown)."""
 
+    blocking = False  # cheap: the bench calls it inline, not in a thread
     name = "json_schema"
 
     def score(self, case: Case, completion: Completion) -> Score:
-        schema = case.options.get("schema")
+        schema = case.options.get("schema", case.json_schema)
         if not isinstance(schema, dict):
-            raise SuiteError(f"case {case.id}: the json_schema scorer needs options.schema")
+            raise SuiteError(
+                f"case {case.id}: the json_schema scorer needs options.schema or json_schema"
+            )
         try:
             value = extract_json(completion.text)
         except ValueError as exc:
