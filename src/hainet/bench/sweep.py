@@ -25,6 +25,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import socket
 from collections.abc import Awaitable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -540,6 +541,16 @@ def _jobs(
     ]
 
 
+def _probe(address: str) -> None:
+    """Fail fast on an unreachable head node: ray.init waits minutes, then exits."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):
+            pass
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot reach the Ray cluster at {address!r}: {exc}") from None
+
+
 async def _run_in_ray(
     groups: list[list[Cell]],
     specs: dict[str, ModelSpec],
@@ -560,6 +571,8 @@ async def _run_in_ray(
     except ImportError:
         raise ConfigError("--ray needs Ray", hint="pip install 'hainet[ray]'") from None
     address = options.ray
+    if address not in (None, "local", "auto"):
+        _probe(address)
     if not ray.is_initialized():
         progress.on_status(f"connecting to Ray ({address})")
         try:
