@@ -90,3 +90,15 @@ def test_real_embeddings() -> None:
     assert cosine(cat, kitten) > cosine(cat, tax) + 0.3
     assert embed(["The cat sat on the mat."])[0] == pytest.approx(cat, abs=1e-5)
     assert embed_mod.available()
+
+
+def test_embedding_leaves_torch_on_one_thread() -> None:
+    # torch's default thread team, left behind after encoding, slowed llama.cpp's
+    # decode in the same process by 40%; embedding uses one thread instead.
+    import torch
+
+    from hainet import embed
+
+    torch.set_num_threads(2)
+    embed.embed(["one sentence"])
+    assert torch.get_num_threads() == 1

@@ -472,6 +472,8 @@ class TransformersBackend(Backend):
         with self._lock:
             if self._closed:
                 raise BackendError(f"model {self.spec.name!r} is closed")
+            # Process-wide setting that hainet.embed lowers to 1: restore ours.
+            self._torch.set_num_threads(self.n_threads)
             return self._generate_locked(request)
 
     def _encode(self, request: Request) -> Any:
