@@ -14,6 +14,7 @@ import pytest
 
 from hainet.backends import Catalog
 from hainet.bench import BenchOptions, SweepPlan, run_sweep
+from hainet.bench import cells as cells_module
 from hainet.bench import sweep as sweep_module
 from hainet.config import load_settings
 from hainet.errors import ConfigError
@@ -21,8 +22,12 @@ from hainet.store import Store
 
 
 def test_plan_cells_and_load_groups() -> None:
-    plan = SweepPlan(models=("a", "b"), quantizations=("q4_k_m", "q8_0", "f16"),
-                     flash_attention=(True, False), temperatures=(0.1, 0.7))
+    plan = SweepPlan(
+        models=("a", "b"),
+        quantizations=("q4_k_m", "q8_0", "f16"),
+        flash_attention=(True, False),
+        temperatures=(0.1, 0.7),
+    )
     cells = plan.cells()
     assert len(cells) == 24 and len({c.key for c in cells}) == 24
     assert len({c.load_key for c in cells}) == 12
@@ -40,7 +45,7 @@ def test_memory_refusal_happens_before_anything_loads(monkeypatch: pytest.Monkey
     store, catalog = _store_and_catalog()
     monkeypatch.setattr(sweep_module, "available_memory_mb", lambda: 200.0)
     loads: list[object] = []
-    monkeypatch.setattr(sweep_module, "open_backend", lambda spec: loads.append(spec))
+    monkeypatch.setattr(cells_module, "open_backend", lambda spec: loads.append(spec))
     plan = SweepPlan(models=("gemma-3-270m",), temperatures=(0.0, 0.5))
     with pytest.raises(ConfigError, match=r"needs about \d+ MB at once.*only 200 MB"):
         asyncio.run(run_sweep(catalog, plan, store, BenchOptions(quick=True)))
@@ -50,19 +55,26 @@ def test_memory_refusal_happens_before_anything_loads(monkeypatch: pytest.Monkey
 def test_quantizing_a_server_model_is_refused(hainet_home: Path) -> None:
     from hainet.config import add_model_to_config
 
-    add_model_to_config(hainet_home, "srv", {"backend": "openai", "url": "http://127.0.0.1:9/v1",
-                                             "model": "m"})
+    add_model_to_config(
+        hainet_home, "srv", {"backend": "openai", "url": "http://127.0.0.1:9/v1", "model": "m"}
+    )
     store, catalog = _store_and_catalog()
     with pytest.raises(ConfigError, match="its quantization is the server's"):
-        asyncio.run(run_sweep(catalog, SweepPlan(models=("srv",), quantizations=("4bit",)),
-                              store, BenchOptions()))
+        asyncio.run(
+            run_sweep(
+                catalog, SweepPlan(models=("srv",), quantizations=("4bit",)), store, BenchOptions()
+            )
+        )
 
 
 def test_resume_without_an_unfinished_sweep_is_an_error() -> None:
     store, catalog = _store_and_catalog()
     with pytest.raises(ConfigError, match="no unfinished sweep"):
-        asyncio.run(run_sweep(catalog, SweepPlan(models=("gemma-3-270m",)), store,
-                              BenchOptions(), resume=True))
+        asyncio.run(
+            run_sweep(
+                catalog, SweepPlan(models=("gemma-3-270m",)), store, BenchOptions(), resume=True
+            )
+        )
 
 
 @pytest.mark.model
@@ -105,8 +117,13 @@ def test_two_configurations_in_two_worker_processes(hainet_home: Path) -> None:
 
 def _cli(home: Path, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "HAINET_HOME": str(home)}
-    return subprocess.Popen([sys.executable, "-c", "from hainet.cli import main; main()", *args],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", "from hainet.cli import main; main()", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.mark.model
@@ -119,7 +136,9 @@ def test_a_killed_sweep_resumes_without_duplicates_or_losses(hainet_home: Path) 
         time.sleep(0.2)
         try:
             with sqlite3.connect(db) as con:
-                done = con.execute("SELECT count(*) FROM runs WHERE status='completed'").fetchone()[0]
+                done = con.execute("SELECT count(*) FROM runs WHERE status='completed'").fetchone()[
+                    0
+                ]
         except sqlite3.Error:
             continue
         if done >= 1:
@@ -140,8 +159,11 @@ def test_a_killed_sweep_resumes_without_duplicates_or_losses(hainet_home: Path) 
             "SELECT cell, count(*) FROM runs WHERE status='completed' GROUP BY cell"
         ).fetchall()
         sweeps = con.execute("SELECT count(*) FROM sweeps").fetchone()[0]
-    assert sorted(completed) == [("gemma-3-270m|-|-|t0", 1), ("gemma-3-270m|-|-|t0.5", 1),
-                                 ("gemma-3-270m|-|-|t1", 1)]
+    assert sorted(completed) == [
+        ("gemma-3-270m|-|-|t0", 1),
+        ("gemma-3-270m|-|-|t0.5", 1),
+        ("gemma-3-270m|-|-|t1", 1),
+    ]
     assert sweeps == 1
     # The first cell was not redone: its run is the one from before the kill.
     assert [r["cell"] for r in result["runs"]] == [c for c, _ in sorted(completed)]
@@ -176,8 +198,12 @@ def test_quantization_flash_temperature_sweep_loads_each_configuration_once(
     hainet_home: Path,
 ) -> None:
     store, catalog = _store_and_catalog()
-    plan = SweepPlan(models=("gemma-3-270m",), quantizations=("4bit", "8bit", "none"),
-                     flash_attention=(True, False), temperatures=(0.1, 0.7))
+    plan = SweepPlan(
+        models=("gemma-3-270m",),
+        quantizations=("4bit", "8bit", "none"),
+        flash_attention=(True, False),
+        temperatures=(0.1, 0.7),
+    )
     outcome = asyncio.run(run_sweep(catalog, plan, store, BenchOptions(quick=True)))
     assert outcome.sweep.status == "completed", [r.error for r in outcome.failed]
     assert outcome.sweep.cells == 12 and len(outcome.runs) == 12

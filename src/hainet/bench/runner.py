@@ -11,6 +11,7 @@ Sweeps over many configurations are ``sweep.py``'s.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import statistics
 from collections.abc import Callable, Sequence
@@ -277,9 +278,20 @@ async def run_loaded(
     async def one(suite: Suite, case: Case) -> None:
         async with gate:
             result = await _run_case(backend, suite, case, options, scorers)
-        done.append(result)
-        # In a thread: an fsync per case must not stall the requests in flight.
-        await asyncio.to_thread(store.add_result, run.id, result)
+        # In a thread: an fsync per case must not stall the requests in flight.  A
+        # Ctrl-C during the write waits for it, so the run's summary counts exactly
+        # the cases stored.
+        write = asyncio.ensure_future(asyncio.to_thread(store.add_result, run.id, result))
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            while not write.done():  # a write takes milliseconds: outlast every cancel
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(write)
+            raise
+        finally:
+            if write.done() and not write.cancelled() and write.exception() is None:
+                done.append(result)
         progress.on_case(result)
 
     def finish(status: RunStatus, error: str | None = None) -> Run:
@@ -296,12 +308,24 @@ async def run_loaded(
             model_rss_mb=sampler.model_mb,
         )
 
+    tasks = [asyncio.ensure_future(one(s, c)) for s, c in work]
+
+    async def settle() -> None:
+        # gather() gives up at the first cancelled or failed case; the others may
+        # still be writing.  Stop them and let writes in flight land before the run
+        # is closed, so its summary counts exactly the cases stored.
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     try:
-        await asyncio.gather(*(one(s, c) for s, c in work))
+        await asyncio.gather(*tasks)
     except (KeyboardInterrupt, asyncio.CancelledError):
+        await settle()
         finish("interrupted", "interrupted by the user")
         raise
     except HainetError as exc:
+        await settle()
         finish("failed", str(exc))
         raise
     return finish("completed")

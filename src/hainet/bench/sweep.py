@@ -23,20 +23,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import multiprocessing
-import os
-import socket
-from collections.abc import Awaitable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from hainet.backends import Backend, Catalog, backend_class, open_backend
-from hainet.bench.profile import MemorySampler
-from hainet.bench.runner import BenchOptions, Progress, run_loaded, store_failed
+from hainet.backends import Catalog, backend_class, open_backend
+from hainet.bench.cells import Cell, SweepPlan, run_group
+from hainet.bench.distribute import run_in_ray, run_in_workers
+from hainet.bench.runner import BenchOptions, Progress
 from hainet.errors import ConfigError, HainetError
 from hainet.store import Run, Store, Sweep, SweepStatus
 from hainet.suites import Scorers, ScoringContext, Suite, expand_suite_names, load_suite
@@ -77,60 +74,6 @@ _BITS = {
 _F16_CONVERSION_BYTES_PER_PARAM = 8.6
 
 
-@dataclass(frozen=True)
-class Cell:
-    """One configuration of one model."""
-
-    model: str
-    quantization: str | None = None
-    """llama.cpp type name (q4_k_m ...) or 4bit/8bit/none for transformers; None: as is."""
-    flash_attn: bool | None = None
-    """None: the model's own setting."""
-    temperature: float | None = None
-    """None: each suite's own."""
-
-    @property
-    def key(self) -> str:
-        fa = "-" if self.flash_attn is None else ("fa" if self.flash_attn else "nofa")
-        temp = "-" if self.temperature is None else f"t{self.temperature:g}"
-        return f"{self.model}|{self.quantization or '-'}|{fa}|{temp}"
-
-    @property
-    def load_key(self) -> tuple[str, str | None, bool | None]:
-        return (self.model, self.quantization, self.flash_attn)
-
-
-@dataclass(frozen=True)
-class SweepPlan:
-    models: tuple[str, ...]
-    quantizations: tuple[str | None, ...] = (None,)
-    flash_attention: tuple[bool | None, ...] = (None,)
-    temperatures: tuple[float | None, ...] = (None,)
-
-    def cells(self) -> list[Cell]:
-        return [
-            Cell(m, q, f, t)
-            for m in self.models
-            for q in self.quantizations
-            for f in self.flash_attention
-            for t in self.temperatures
-        ]
-
-    def canonical(self, options: BenchOptions) -> dict[str, Any]:
-        """Everything that defines the cells' results; --resume matches on its hash."""
-        return {
-            "models": list(self.models),
-            "quantizations": list(self.quantizations),
-            "flash_attention": list(self.flash_attention),
-            "temperatures": list(self.temperatures),
-            "suites": list(options.suites),
-            "quick": options.quick,
-            "seed": options.seed,
-            "judge": options.judge,
-            "samples": options.samples,
-        }
-
-
 @dataclass
 class SweepOutcome:
     sweep: Sweep
@@ -169,29 +112,6 @@ def _base_cached(spec: ModelSpec, home: Path) -> bool:
 
 def _plan_hash(plan: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()
-
-
-def _prepare(spec: ModelSpec, cell: Cell, home: Path, progress: Progress) -> ModelSpec:
-    """The spec a cell loads: its quantized variant and flash attention setting."""
-    updates: dict[str, Any] = {}
-    if cell.flash_attn is not None:
-        updates["flash_attn"] = cell.flash_attn
-    if cell.quantization is not None:
-        if spec.backend == "llamacpp":
-            from hainet.backends.quantize import quantized_variant
-
-            assert spec.path is not None
-            progress.on_status(f"making {cell.quantization} of {spec.name}")
-            path = quantized_variant(Path(spec.path), cell.quantization, home / "quantized")
-            updates.update(
-                path=str(path),
-                quantization=cell.quantization.upper(),
-                file_size=path.stat().st_size,
-                sha256=None,
-            )
-        else:
-            updates["quantization"] = cell.quantization
-    return spec.model_copy(update=updates) if updates else spec
 
 
 def _check_quantizations(plan: SweepPlan, specs: dict[str, ModelSpec]) -> SweepPlan:
@@ -240,105 +160,6 @@ def _check_memory(
             " is available; nothing was loaded",
             hint="lower --max-concurrent, or leave out the largest models or quantizations",
         )
-
-
-async def _run_group(
-    cells: list[Cell],
-    spec: ModelSpec,
-    suites: list[Suite],
-    store: Store,
-    options: BenchOptions,
-    sweep_id: str,
-    home: Path,
-    progress: Progress,
-    scorers: Scorers,
-    gate: asyncio.Semaphore | None,
-    raise_errors: bool,
-) -> list[Run]:
-    """Load one (model, quantization, flash) configuration once; run its cells."""
-    sampler = MemorySampler().start()
-    backend: Backend | None = None
-    runs: list[Run] = []
-    try:
-        try:
-            cell_spec = await asyncio.to_thread(_prepare, spec, cells[0], home, progress)
-            progress.on_status(f"loading {cell_spec.name} {cells[0].key}")
-            backend = await asyncio.to_thread(open_backend, cell_spec)
-            store.count_load(sweep_id)
-        except HainetError as exc:
-            for cell in cells:
-                opts = replace(options, temperature=cell.temperature)
-                runs.append(
-                    store_failed(
-                        store, spec, suites, opts, str(exc), sweep_id=sweep_id, cell=cell.key
-                    )
-                )
-            if raise_errors:
-                raise
-            return runs
-        for cell in cells:
-            opts = replace(options, temperature=cell.temperature)
-            try:
-                runs.append(
-                    await run_loaded(
-                        backend,
-                        suites,
-                        store,
-                        opts,
-                        progress=progress,
-                        scorers=scorers,
-                        sampler=sampler,
-                        gate=gate,
-                        sweep_id=sweep_id,
-                        cell=cell.key,
-                    )
-                )
-            except HainetError:
-                if raise_errors:
-                    raise
-                runs.append(store.runs_of_sweep(sweep_id)[-1])
-        return runs
-    finally:
-        if backend is not None:
-            await backend.aclose()
-        sampler.stop()
-
-
-@dataclass(frozen=True)
-class _WorkerJob:
-    home: str
-    db_url: str
-    cells: list[Cell]
-    spec: ModelSpec
-    suites: list[str]
-    options: BenchOptions
-    sweep_id: str
-    n_threads: int
-
-
-def _worker(job: _WorkerJob) -> list[str]:
-    """A worker process: one model configuration, its cells, straight into the store."""
-    home = Path(job.home)
-    suites = [load_suite(n, home) for n in job.suites]
-    spec = job.spec.model_copy(update={"n_threads": job.n_threads})
-    context = ScoringContext(unsafe_no_sandbox=job.options.unsafe_no_sandbox)
-    with Store(job.db_url) as store:
-        runs = asyncio.run(
-            _run_group(
-                job.cells,
-                spec,
-                suites,
-                store,
-                job.options,
-                job.sweep_id,
-                home,
-                Progress(),
-                Scorers(context),
-                None,
-                raise_errors=False,
-            )
-        )
-    return [r.id for r in runs]
 
 
 async def run_sweep(
@@ -458,18 +279,18 @@ async def _execute(
     async def run_remote(group: list[Cell]) -> None:
         spec = specs[group[0].model]
         gate = gates.setdefault(spec.url or spec.name, asyncio.Semaphore(server_concurrency))
-        await _run_group(
+        await run_group(
             group, spec, suites, store, options, sweep.id, home, progress, scorers, gate, single
         )
 
     n = max(1, options.max_concurrent)
     tasks = [asyncio.ensure_future(run_remote(g)) for g in remote]
     if options.ray and local:
-        await _run_in_ray(local, specs, suites, store, options, sweep, home, progress)
+        await run_in_ray(local, specs, suites, store, options, sweep, home, progress)
     elif n == 1 or len(local) <= 1:
         # In this process, one configuration at a time (remote ones go on alongside).
         for group in local:
-            await _run_group(
+            await run_group(
                 group,
                 specs[group[0].model],
                 suites,
@@ -483,120 +304,9 @@ async def _execute(
                 single,
             )
     else:
-        await _run_in_workers(local, specs, suites, store, options, sweep, home, progress, n)
+        await run_in_workers(local, specs, suites, store, options, sweep, home, progress, n)
     if tasks:
         await asyncio.gather(*tasks)
-
-
-async def _run_in_workers(
-    groups: list[list[Cell]],
-    specs: dict[str, ModelSpec],
-    suites: list[Suite],
-    store: Store,
-    options: BenchOptions,
-    sweep: Sweep,
-    home: Path,
-    progress: Progress,
-    n: int,
-) -> None:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    threads = max(1, (cores or 1) // n)  # split the cores: no oversubscription
-    jobs = _jobs(groups, specs, suites, store, options, sweep, home, threads)
-    progress.on_status(
-        f"{len(jobs)} configurations in {n} worker processes, {threads} threads each"
-    )
-    loop = asyncio.get_running_loop()
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
-        futures = [loop.run_in_executor(pool, _worker, job) for job in jobs]
-        await _watch(asyncio.gather(*futures), store, sweep, progress)
-
-
-async def _watch(work: Awaitable[Any], store: Store, sweep: Sweep, progress: Progress) -> None:
-    """Wait for work done in other processes, reporting the cases they store."""
-    start = await asyncio.to_thread(store.count_results, sweep.id)
-    task = asyncio.ensure_future(work)
-    while not task.done():
-        await asyncio.wait([task], timeout=1.0)
-        done = await asyncio.to_thread(store.count_results, sweep.id)
-        progress.on_cases_done(done - start)
-    await task
-
-
-def _jobs(
-    groups: list[list[Cell]],
-    specs: dict[str, ModelSpec],
-    suites: list[Suite],
-    store: Store,
-    options: BenchOptions,
-    sweep: Sweep,
-    home: Path,
-    threads: int,
-) -> list[_WorkerJob]:
-    url = store.url.render_as_string(hide_password=False)
-    names = [s.name for s in suites]
-    return [
-        _WorkerJob(str(home), url, g, specs[g[0].model], names, options, sweep.id, threads)
-        for g in groups
-    ]
-
-
-def _probe(address: str) -> None:
-    """Fail fast on an unreachable head node: ray.init waits minutes, then exits."""
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):
-            pass
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot reach the Ray cluster at {address!r}: {exc}") from None
-
-
-async def _run_in_ray(
-    groups: list[list[Cell]],
-    specs: dict[str, ModelSpec],
-    suites: list[Suite],
-    store: Store,
-    options: BenchOptions,
-    sweep: Sweep,
-    home: Path,
-    progress: Progress,
-) -> None:
-    """One Ray task per configuration; each writes its runs to the same store.
-
-    The store must be reachable from every node: a SQLite file works for a local
-    instance, a cluster needs ``HAINET_DB=postgresql+psycopg://...``.
-    """
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError("--ray needs Ray", hint="pip install 'hainet[ray]'") from None
-    address = options.ray
-    if address not in (None, "local", "auto"):
-        _probe(address)
-    if not ray.is_initialized():
-        progress.on_status(f"connecting to Ray ({address})")
-        try:
-            if address == "local":
-                ray.init(include_dashboard=False, log_to_driver=False)
-            else:
-                ray.init(address=address, log_to_driver=False)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise ConfigError(f"cannot reach the Ray cluster at {address!r}: {exc}") from None
-    cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
-    threads = max(1, min(cpus, os.cpu_count() or 1) // max(1, options.max_concurrent))
-    task = ray.remote(num_cpus=threads)(_worker)
-    refs = [
-        task.remote(job)
-        for job in _jobs(groups, specs, suites, store, options, sweep, home, threads)
-    ]
-    progress.on_status(f"{len(refs)} configurations as Ray tasks, {threads} threads each")
-    try:
-        await _watch(asyncio.to_thread(ray.get, refs), store, sweep, progress)
-    except ray.exceptions.RayError as exc:
-        raise ConfigError(f"a Ray task failed: {exc}") from None
-    finally:
-        if address == "local":
-            ray.shutdown()
 
 
 async def run_bench(
