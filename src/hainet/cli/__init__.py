@@ -13,6 +13,7 @@ import typer
 
 from hainet.cli import bench as _bench
 from hainet.cli import models as _models
+from hainet.cli import report as _report
 from hainet.cli import runs as _runs
 from hainet.cli import sandbox as _sandbox
 from hainet.cli._common import DbOption, HomeOption, err_console, state
@@ -36,6 +37,7 @@ def _root(home: Path | None = HomeOption, db: str | None = DbOption) -> None:
 
 
 app.command("bench")(_bench.bench)
+app.command("report")(_report.report)
 app.add_typer(_models.app, name="models")
 app.add_typer(_runs.app, name="runs")
 app.add_typer(_sandbox.app, name="sandbox")
@@ -51,6 +53,7 @@ MULTI_VALUE = {
     "--flash-attention",
     "--temperatures",
     "-t",
+    "--runs",
 }
 
 

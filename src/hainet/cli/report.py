@@ -1,0 +1,62 @@
+"""``hainet report``: charts, analysis.json and one HTML file from stored runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from pydantic import ValidationError as PydanticValidationError
+
+from hainet.cli._common import console, open_store, settings
+from hainet.errors import ConfigError
+from hainet.report import build_report
+from hainet.store import Run
+
+# Every completed run the store holds; far more than any real store has.
+_ALL = 1_000_000
+
+
+def _runs_from_file(path: Path) -> list[Run]:
+    """Runs of a ``hainet bench --output`` file: ``{"sweep": {...}, "runs": [...]}``."""
+    try:
+        data = json.loads(path.read_text("utf-8"))
+        items = data["runs"] if isinstance(data, dict) else data
+        return [Run.model_validate(item) for item in items]
+    except (OSError, ValueError, KeyError, TypeError, PydanticValidationError) as exc:
+        raise ConfigError(
+            f"cannot read runs from {path}: {str(exc).splitlines()[0]}",
+            hint="expected the JSON `hainet bench --output FILE` writes",
+        ) from exc
+
+
+def report(
+    runs: list[str] = typer.Option(
+        [], "--runs", help="Run ids (or unique prefixes) [every completed run]."
+    ),
+    results: Path | None = typer.Option(
+        None, "--results", help="Read runs from a `hainet bench --output` JSON file."
+    ),
+    output_dir: Path = typer.Option(
+        Path("hainet-report"), "--output-dir", "-o", help="Where to write the report."
+    ),
+) -> None:
+    """Write charts (PNG), analysis.json and a self-contained report.html."""
+    if runs and results is not None:
+        raise ConfigError("give --runs or --results, not both")
+    if results is not None:
+        chosen = _runs_from_file(results)
+    else:
+        with open_store(settings()) as store:
+            if runs:
+                chosen = [store.get_run(r) for r in runs]
+            else:
+                chosen = store.list_runs(limit=_ALL, status="completed")
+    if not any(r.status in ("completed", "interrupted") for r in chosen):
+        raise ConfigError("no completed runs to report on", hint="run `hainet bench` first")
+    paths = build_report(chosen, output_dir)
+    console.print(f"report:   {paths.html}")
+    console.print(f"analysis: {paths.analysis}")
+    for name, path in paths.charts.items():
+        note = f"  ({paths.skipped[name]})" if name in paths.skipped else ""
+        console.print(f"chart:    {path}{note}", highlight=False)
