@@ -35,6 +35,7 @@ def test_exported_members_are_locked() -> None:
             "open_backend",
             "register_backend",
             "run_bench",
+            "select",
         ]
     )
     for name in hainet.__all__:

@@ -21,6 +21,7 @@ from hainet.errors import (
     ValidationError,
 )
 from hainet.sandbox import Sandbox, SandboxResult
+from hainet.select import select
 from hainet.store import CaseResult, Run, Store
 from hainet.types import (
     Completion,
@@ -68,4 +69,5 @@ __all__ = [
     "open_backend",
     "register_backend",
     "run_bench",
+    "select",
 ]

@@ -16,6 +16,7 @@ from hainet.cli import models as _models
 from hainet.cli import report as _report
 from hainet.cli import runs as _runs
 from hainet.cli import sandbox as _sandbox
+from hainet.cli import select as _select
 from hainet.cli._common import DbOption, HomeOption, err_console, state
 from hainet.errors import HainetError
 
@@ -37,6 +38,7 @@ def _root(home: Path | None = HomeOption, db: str | None = DbOption) -> None:
 
 
 app.command("bench")(_bench.bench)
+app.command("select")(_select.select)
 app.command("report")(_report.report)
 app.add_typer(_models.app, name="models")
 app.add_typer(_runs.app, name="runs")
