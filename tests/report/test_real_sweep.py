@@ -25,7 +25,8 @@ def test_report_of_a_real_sweep(hainet_home: Path, tmp_path: Path) -> None:
     outcome = asyncio.run(run_sweep(catalog, plan, store, BenchOptions(quick=True)))
     assert outcome.sweep.status == "completed"
     paths = build_report(store.list_runs(status="completed"), tmp_path / "out")
-    assert paths.skipped == {}
+    # The default suite is reasoning alone: a radar needs three capabilities.
+    assert set(paths.skipped) <= {"radar"}
     for name in CHARTS:
         assert paths.charts[name].stat().st_size > 5000
     data = json.loads(paths.analysis.read_text())

@@ -29,7 +29,7 @@ NO_DATA = {
     "temperature": "no data: run a sweep with --temperatures 0 0.7 (two or more temperatures)",
     "capabilities": "no data: run `hainet bench` (no capability was scored)",
     "flash_attention": "no data: run a sweep with --flash-attention true false",
-    "radar": "no data: run `hainet bench` (no capability was scored)",
+    "radar": "no data: a radar needs three or more capabilities; run `hainet bench --suites all`",
 }
 
 DPI = 80
@@ -176,7 +176,7 @@ def flash_chart(analysis: Analysis, path: Path) -> bool:
         ax.barh([y - 0.2 for y in ys], on, height=0.4, color=COLORS[0], label="flash attention on")
         ax.barh([y + 0.2 for y in ys], off, height=0.4, color=COLORS[3], label="off")
         ax.set_title(title, fontsize=10)
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="best")
     axes[0].set_yticks(ys, labels, fontsize=8)
     axes[0].invert_yaxis()
     fig.suptitle("Flash-attention impact (same model, quantization, temperature)")
