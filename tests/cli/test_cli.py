@@ -151,7 +151,10 @@ def test_unreachable_server(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.model
-def test_ctrl_c_marks_the_run_interrupted_and_keeps_finished_cases(hainet_home: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_ctrl_c_marks_the_run_interrupted_and_keeps_finished_cases(
+    hainet_home: Path, sig: signal.Signals
+) -> None:
     # The full suite on the real model, interrupted once the first cases are stored.
     env = {**os.environ, "HAINET_HOME": str(hainet_home)}
     proc = subprocess.Popen(
@@ -171,7 +174,7 @@ def test_ctrl_c_marks_the_run_interrupted_and_keeps_finished_cases(hainet_home: 
                     break
         except sqlite3.Error:
             continue
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted" in err

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+from collections.abc import Awaitable
 from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hainet.backends import Catalog
-from hainet.bench import BenchOptions, SweepPlan, run_sweep
+from hainet.bench import BenchOptions, SweepOutcome, SweepPlan, run_sweep
 from hainet.bench import Progress as BenchProgress
 from hainet.cli._common import (
     JsonOption,
@@ -38,6 +40,18 @@ def _flags(values: list[str] | None) -> tuple[bool | None, ...]:
         else:
             raise ConfigError(f"--flash-attention takes true or false, not {value!r}")
     return tuple(dict.fromkeys(out))
+
+
+async def _until_stopped(work: Awaitable[SweepOutcome]) -> SweepOutcome:
+    """Run ``work``; SIGTERM (``kill``) stops it like Ctrl-C does, so the running
+    cell is marked interrupted and ``--resume`` can finish the sweep."""
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await task
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def bench(
@@ -155,17 +169,19 @@ def bench(
 
         try:
             outcome = asyncio.run(
-                run_sweep(
-                    catalog,
-                    plan,
-                    store,
-                    options,
-                    BenchProgress(on_start, on_status, on_run, on_case, on_cases_done),
-                    resume=resume_sweep or resume,
-                    server_concurrency=server_concurrency,
+                _until_stopped(
+                    run_sweep(
+                        catalog,
+                        plan,
+                        store,
+                        options,
+                        BenchProgress(on_start, on_status, on_run, on_case, on_cases_done),
+                        resume=resume_sweep or resume,
+                        server_concurrency=server_concurrency,
+                    )
                 )
             )
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, asyncio.CancelledError):
             bar.stop()
             err_console.print(
                 "[yellow]interrupted[/yellow]: finished cases are stored and the run is marked"
