@@ -14,6 +14,7 @@ from typing import Any
 
 from hainet.bench.categorize import CAPABILITIES, capability_scores, config_key, profiles
 from hainet.errors import HainetError
+from hainet.select import load_taxonomy, select
 from hainet.store import Run
 
 __all__ = ["ANALYSIS_SCHEMA_VERSION", "analyze", "config_label", "best_configurations"]
@@ -168,59 +169,15 @@ def _answer(result: Any) -> dict[str, Any]:
     return dict(result)
 
 
-# The types of issue 6, used when the selector does not list its own.
-FALLBACK_TASK_TYPES = (
-    "speed_critical",
-    "memory_constrained",
-    "structured_output",
-    "tool_use",
-    "creative_content",
-    "complex_reasoning",
-)
-FALLBACK_AGENT_TYPES = (
-    "creative",
-    "analytical",
-    "assistant",
-    "chat",
-    "coding",
-    "summarization",
-    "translation",
-)
-
-
-def _selector_types(module: Any) -> tuple[list[str], list[str]]:
-    """``TASK_TYPES``/``AGENT_TYPES`` of the selector, else its taxonomy, else issue 6's."""
-    tasks, agents = getattr(module, "TASK_TYPES", None), getattr(module, "AGENT_TYPES", None)
-    if tasks is None or agents is None:
-        try:
-            taxonomy = module.load_taxonomy()
-            tasks, agents = taxonomy.task_types, taxonomy.agent_types
-        except (AttributeError, HainetError):
-            tasks, agents = FALLBACK_TASK_TYPES, FALLBACK_AGENT_TYPES
-    return list(tasks), list(agents)
-
-
 def best_configurations(runs: Sequence[Run]) -> dict[str, Any]:
-    """Ask the selector (``hainet.select``) for each task and agent type.
+    """The selector's answer for every task and agent type (users' own included).
 
-    Calls ``hainet.select.select(runs, task=NAME)`` and ``select(runs, agent=NAME)``
-    with the runs of the report.  A type the selector cannot answer (it raises a
-    hainet error) maps to ``None``: "not enough measurements".  Without an importable
-    selector every type of issue 6 maps to ``None``.
+    A type the stored runs cannot answer (the selector raises a hainet error, e.g.
+    a capability never measured) maps to ``None``: "not enough measurements".
     """
-    try:
-        import hainet.select as selector
-        from hainet.select import select
-    except ImportError as exc:
-        return {
-            "available": False,
-            "note": f"selector not available: {exc}",
-            "task": dict.fromkeys(FALLBACK_TASK_TYPES),
-            "agent": dict.fromkeys(FALLBACK_AGENT_TYPES),
-        }
-    tasks, agents = _selector_types(selector)
+    taxonomy = load_taxonomy()
     out: dict[str, Any] = {"available": True, "note": "", "task": {}, "agent": {}}
-    for kind, names in (("task", tasks), ("agent", agents)):
+    for kind, names in (("task", taxonomy.task_types), ("agent", taxonomy.agent_types)):
         for name in names:
             try:
                 answer = (
