@@ -1,9 +1,7 @@
 """Data-level tests of the reasoning, factual_accuracy, conversation and
 instruction_following suites, and their quick subsets on the bundled model."""
 
-import asyncio
 import re
-from pathlib import Path
 
 import pytest
 
@@ -11,6 +9,7 @@ from hainet.suites import Case, Suite, get_scorer, load_suite
 from hainet.suites.instructions import validate_suite
 from hainet.suites.scorers import normalize
 from hainet.types import Completion, GenerationParams, Timing
+from tests.suites.conftest import QuickRun
 
 SUITES = ["reasoning", "factual_accuracy", "conversation", "instruction_following"]
 # The end of each suite's prompt-mode template: what the base model continues.
@@ -177,15 +176,9 @@ def test_instruction_checks_are_valid() -> None:
 
 @pytest.mark.model
 @pytest.mark.parametrize("name", SUITES)
-def test_quick_subset_on_the_bundled_model(name: str, bundled_gguf: Path, tmp_path: Path) -> None:
-    from hainet.backends.catalog import BUNDLED
-    from hainet.bench import BenchOptions, run_model
-    from hainet.store import Store
-
-    spec = BUNDLED.model_copy(update={"path": str(bundled_gguf)})
-    store = Store(f"sqlite:///{tmp_path / 't.db'}")
+def test_quick_subset_on_the_bundled_model(name: str, run_quick: QuickRun) -> None:
     suite = load_suite(name)
-    run = asyncio.run(run_model(spec, [suite], store, BenchOptions(quick=True)))
+    run, store = run_quick(suite)
     assert run.status == "completed"
     results = {r.case_id: r for r in store.results(run.id)}
     assert sorted(results) == sorted(suite.quick)

@@ -3,7 +3,6 @@ answers run in the real sandbox, and the quick subset on the bundled model."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import os
@@ -36,6 +35,7 @@ from hainet.suites.code import (
 )
 from hainet.suites.humaneval import QUICK
 from hainet.types import Completion, GenerationParams, Timing
+from tests.suites.conftest import QuickRun
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root")
 
@@ -443,15 +443,9 @@ def test_unsafe_no_sandbox_is_honoured() -> None:
 
 @needs_root
 @pytest.mark.model
-def test_quick_subset_on_the_bundled_model(bundled_gguf: Path, tmp_path: Path) -> None:
-    from hainet.backends.catalog import BUNDLED
-    from hainet.bench import BenchOptions, run_model
-    from hainet.store import Store
-
-    spec = BUNDLED.model_copy(update={"path": str(bundled_gguf)})
-    store = Store(f"sqlite:///{tmp_path / 't.db'}")
+def test_quick_subset_on_the_bundled_model(run_quick: QuickRun) -> None:
     suite = load_suite("coding")
-    run = asyncio.run(run_model(spec, [suite], store, BenchOptions(quick=True)))
+    run, store = run_quick(suite)
     assert run.status == "completed"
     results = store.get_run(run.id, with_results=True).results or []
     assert sorted(r.case_id for r in results) == sorted(QUICK)

@@ -1,9 +1,7 @@
 """The diversity scorer, the creativity suite's data, and its quick subset on the bundled model."""
 
-import asyncio
 import zlib
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +19,7 @@ from hainet.suites.creativity import (
     words,
 )
 from hainet.types import Completion, GenerationParams, Timing
+from tests.suites.conftest import QuickRun
 
 
 def done(text: str) -> Completion:
@@ -250,16 +249,8 @@ def test_few_shot_answers_meet_their_own_tasks(suite: Suite) -> None:
 
 
 @pytest.mark.model
-def test_quick_subset_on_the_bundled_model(
-    suite: Suite, bundled_gguf: Path, tmp_path: Path
-) -> None:
-    from hainet.backends.catalog import BUNDLED
-    from hainet.bench import BenchOptions, run_model
-    from hainet.store import Store
-
-    spec = BUNDLED.model_copy(update={"path": str(bundled_gguf)})
-    store = Store(f"sqlite:///{tmp_path / 't.db'}")
-    run = asyncio.run(run_model(spec, [suite], store, BenchOptions(quick=True)))
+def test_quick_subset_on_the_bundled_model(suite: Suite, run_quick: QuickRun) -> None:
+    run, store = run_quick(suite)
     assert run.status == "completed"
     results = {r.case_id: r for r in store.results(run.id)}
     assert sorted(results) == sorted(suite.quick)

@@ -21,8 +21,9 @@ def answer(text: str) -> Completion:
 
 
 async def test_verdict_maps_to_zero_one() -> None:
-    judge = MockBackend.scripted([json.dumps({"score": 5, "reason": "good"}),
-                                  'Sure! {"score": 1, "reason": "off topic"}'])
+    judge = MockBackend.scripted(
+        [json.dumps({"score": 5, "reason": "good"}), 'Sure! {"score": 1, "reason": "off topic"}']
+    )
     scorer = JudgeScorer(ScoringContext(judge=judge))
     high = await scorer.ascore(CASE, answer("Soft rain on the roof"))
     low = await scorer.ascore(CASE, answer("I like trains"))
@@ -36,8 +37,12 @@ async def test_verdict_maps_to_zero_one() -> None:
 
 @pytest.mark.parametrize(
     "verdict",
-    ["no json here", '{"score": 9, "reason": "x"}', '{"score": "5", "reason": "x"}',
-     '{"reason": "forgot the score"}'],
+    [
+        "no json here",
+        '{"score": 9, "reason": "x"}',
+        '{"score": "5", "reason": "x"}',
+        '{"reason": "forgot the score"}',
+    ],
 )
 async def test_invalid_verdicts_are_unscored_not_zero(verdict: str) -> None:
     scorer = JudgeScorer(ScoringContext(judge=MockBackend.scripted([verdict])))
@@ -62,7 +67,8 @@ async def test_the_bundled_model_gives_a_well_formed_verdict(bundled_gguf: Path)
     judge = LlamaCppBackend(BUNDLED.model_copy(update={"path": str(bundled_gguf)}))
     try:
         score = await JudgeScorer(ScoringContext(judge=judge)).ascore(
-            CASE, answer("Rain taps the window / grey clouds drift over the town / puddles hold the sky")
+            CASE,
+            answer("Rain taps the window / grey clouds drift over the town / puddles hold the sky"),
         )
     finally:
         judge.close()

@@ -40,8 +40,12 @@ def test_a_broken_plugin_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_plugin_returning_bad_data_names_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
     module = type(sys)("bad_suite_plugin")
-    module.suite = {"name": "b", "version": "1", "capability": "c",  # type: ignore[attr-defined]
-                    "cases": [{"id": "x", "input": "q", "max_tokens": 0}]}
+    module.suite = {
+        "name": "b",
+        "version": "1",
+        "capability": "c",  # type: ignore[attr-defined]
+        "cases": [{"id": "x", "input": "q", "max_tokens": 0}],
+    }
     monkeypatch.setitem(sys.modules, "bad_suite_plugin", module)
     _with_plugins(monkeypatch, EntryPoint("bad", "bad_suite_plugin:suite", "hainet.suites"))
     with pytest.raises(SuiteError, match=r"case 'x' \(#1\): field 'max_tokens'"):
@@ -68,12 +72,24 @@ def suite_loader_params() -> Any:
 
 
 def test_malformed_scorer_options_are_refused_at_load(tmp_path: Path) -> None:
-    bad = {"name": "ifx", "version": "1", "capability": "instruction_following",
-           "scorer": "instructions",
-           "cases": [{"id": "ok", "input": "Say hi", "options": {"checks": [
-                         {"id": "change_case:english_lowercase", "kwargs": {}}]}},
-                     {"id": "typo", "input": "Say hi", "options": {"checks": [
-                         {"id": "no_such:check", "kwargs": {}}]}}]}
+    bad = {
+        "name": "ifx",
+        "version": "1",
+        "capability": "instruction_following",
+        "scorer": "instructions",
+        "cases": [
+            {
+                "id": "ok",
+                "input": "Say hi",
+                "options": {"checks": [{"id": "change_case:english_lowercase", "kwargs": {}}]},
+            },
+            {
+                "id": "typo",
+                "input": "Say hi",
+                "options": {"checks": [{"id": "no_such:check", "kwargs": {}}]},
+            },
+        ],
+    }
     path = tmp_path / "ifx.json"
     path.write_text(json.dumps(bad))
     with pytest.raises(SuiteError, match=r"ifx\.json: .*'typo'.*no_such:check"):

@@ -1,9 +1,7 @@
 """The tool_call scorer, the tool_use suite's data, and its quick subset on the bundled model."""
 
-import asyncio
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -13,6 +11,7 @@ from hainet.errors import SuiteError
 from hainet.suites import Case, Suite, get_scorer, load_suite
 from hainet.suites.tools import ToolCallScorer, evaluate_arithmetic, parse_calls
 from hainet.types import Completion, GenerationParams, Timing, ToolCall
+from tests.suites.conftest import QuickRun
 
 
 def tool(name: str, props: dict[str, Any], required: list[str]) -> dict[str, Any]:
@@ -384,16 +383,8 @@ def test_both_modes_render(suite: Suite) -> None:
 
 
 @pytest.mark.model
-def test_quick_subset_on_the_bundled_model(
-    suite: Suite, bundled_gguf: Path, tmp_path: Path
-) -> None:
-    from hainet.backends.catalog import BUNDLED
-    from hainet.bench import BenchOptions, run_model
-    from hainet.store import Store
-
-    spec = BUNDLED.model_copy(update={"path": str(bundled_gguf)})
-    store = Store(f"sqlite:///{tmp_path / 't.db'}")
-    run = asyncio.run(run_model(spec, [suite], store, BenchOptions(quick=True)))
+def test_quick_subset_on_the_bundled_model(suite: Suite, run_quick: QuickRun) -> None:
+    run, store = run_quick(suite)
     assert run.status == "completed"
     results = {r.case_id: r for r in store.results(run.id)}
     assert sorted(results) == sorted(suite.quick)
