@@ -106,8 +106,17 @@ def estimate_memory_mb(spec: ModelSpec, quantization: str | None, home: Path) ->
 
 
 def _base_cached(spec: ModelSpec, home: Path) -> bool:
-    root = home / "quantized"
-    return root.exists() and any(root.glob("*/f16.gguf"))
+    """Whether this model's own F16 base is cached (not just any model's)."""
+    if spec.backend != "llamacpp" or not spec.path:
+        return False
+    from hainet.backends.quantize import source_sha256
+
+    cache = home / "quantized"
+    try:
+        digest = source_sha256(Path(spec.path), cache)
+    except OSError:
+        return False
+    return (cache / digest[:16] / "f16.gguf").exists()
 
 
 def _plan_hash(plan: dict[str, Any]) -> str:
