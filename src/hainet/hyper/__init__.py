@@ -1,0 +1,1 @@
+"""HyperAgents: self-improving agents with an archive, a meta agent and human control."""

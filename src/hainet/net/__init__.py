@@ -1,0 +1,1 @@
+"""Identity, signed records, the DHT, validation by other hubs, federated learning."""
