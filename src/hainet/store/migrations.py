@@ -109,11 +109,118 @@ def m004_sweeps(conn: Connection) -> None:
     conn.execute(sa.text("CREATE INDEX ix_runs_sweep ON runs (sweep_id)"))
 
 
+def m005_agents(conn: Connection) -> None:
+    # The agent marketplace.  An agent's id is the sha256 of its canonical content, so
+    # a row is one exact version; (name, version) is unique only among published rows
+    # (drafts of the same version may coexist while being edited).
+    md = sa.MetaData()
+    agents = sa.Table(
+        "agents",
+        md,
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("schema_version", sa.Integer, nullable=False),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("version", sa.String(50), nullable=False),
+        sa.Column("spec", sa.JSON, nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("author", sa.String(200)),
+        sa.Column("created_by", sa.String(20), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("published_at", sa.DateTime(timezone=True)),
+    )
+    sa.Index("ix_agents_name", agents.c.name)
+    sa.Index(
+        "uq_agents_published_version",
+        agents.c.name,
+        agents.c.version,
+        unique=True,
+        sqlite_where=agents.c.status == "published",
+        postgresql_where=agents.c.status == "published",
+    )
+    fk = {"ondelete": "CASCADE"}
+    sa.Table(
+        "agent_reports",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("schema_version", sa.Integer, nullable=False),
+        sa.Column(
+            "agent_id", sa.String(64), sa.ForeignKey("agents.id", **fk), nullable=False, index=True
+        ),
+        sa.Column("model", sa.String(200), nullable=False),
+        sa.Column("purpose", sa.String(20), nullable=False),
+        sa.Column("report", sa.JSON, nullable=False),
+        sa.Column("success_rate", sa.Float, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    sa.Table(
+        "agent_scores",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("schema_version", sa.Integer, nullable=False),
+        sa.Column(
+            "agent_id", sa.String(64), sa.ForeignKey("agents.id", **fk), nullable=False, index=True
+        ),
+        sa.Column("weights", sa.JSON, nullable=False),
+        sa.Column("components", sa.JSON, nullable=False),
+        sa.Column("total", sa.Float, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    sa.Table(
+        "agent_embeddings",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column(
+            "agent_id", sa.String(64), sa.ForeignKey("agents.id", **fk), nullable=False, unique=True
+        ),
+        sa.Column("model", sa.String(200), nullable=False),
+        sa.Column("text", sa.Text, nullable=False),
+        sa.Column("vector", sa.LargeBinary, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    sa.Table(
+        "agent_ratings",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("schema_version", sa.Integer, nullable=False),
+        sa.Column(
+            "agent_id", sa.String(64), sa.ForeignKey("agents.id", **fk), nullable=False, index=True
+        ),
+        sa.Column("key_id", sa.String(200), nullable=False),
+        sa.Column("stars", sa.Integer, nullable=False),
+        sa.Column("text", sa.Text, nullable=False),
+        sa.Column("signature", sa.LargeBinary, nullable=False),
+        sa.Column("public_key", sa.LargeBinary, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.UniqueConstraint("agent_id", "key_id", name="uq_agent_ratings_key"),
+    )
+    sa.Table(
+        "agent_compat",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("schema_version", sa.Integer, nullable=False),
+        sa.Column(
+            "agent_id", sa.String(64), sa.ForeignKey("agents.id", **fk), nullable=False, index=True
+        ),
+        sa.Column("model_name", sa.String(200), nullable=False),
+        sa.Column("model_config", sa.JSON, nullable=False),
+        sa.Column("score", sa.Float),
+        sa.Column("passed", sa.Integer, nullable=False),
+        sa.Column("total", sa.Integer, nullable=False),
+        sa.Column("seconds", sa.Float, nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("incompatibility", sa.String(40)),
+        sa.Column("message", sa.Text),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    md.create_all(conn)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_runs_and_results", m001_runs_and_results),
     ("002_index_runs_by_time", m002_index_runs_by_time),
     ("003_result_details", m003_result_details),
     ("004_sweeps", m004_sweeps),
+    ("005_agents", m005_agents),
 ]
 
 
