@@ -137,14 +137,17 @@ def m005_agents(conn: Connection) -> None:
         sqlite_where=agents.c.status == "published",
         postgresql_where=agents.c.status == "published",
     )
-    fk = {"ondelete": "CASCADE"}
     sa.Table(
         "agent_reports",
         md,
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("schema_version", sa.Integer, nullable=False),
         sa.Column(
-            "agent_id", sa.String(64), sa.ForeignKey("agents.id", **fk), nullable=False, index=True
+            "agent_id",
+            sa.String(64),
+            sa.ForeignKey("agents.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
         ),
         sa.Column("model", sa.String(200), nullable=False),
         sa.Column("purpose", sa.String(20), nullable=False),
@@ -158,7 +161,11 @@ def m005_agents(conn: Connection) -> None:
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("schema_version", sa.Integer, nullable=False),
         sa.Column(
-            "agent_id", sa.String(64), sa.ForeignKey("agents.id", **fk), nullable=False, index=True
+            "agent_id",
+            sa.String(64),
+            sa.ForeignKey("agents.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
         ),
         sa.Column("weights", sa.JSON, nullable=False),
         sa.Column("components", sa.JSON, nullable=False),
@@ -170,7 +177,11 @@ def m005_agents(conn: Connection) -> None:
         md,
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column(
-            "agent_id", sa.String(64), sa.ForeignKey("agents.id", **fk), nullable=False, unique=True
+            "agent_id",
+            sa.String(64),
+            sa.ForeignKey("agents.id", ondelete="CASCADE"),
+            nullable=False,
+            unique=True,
         ),
         sa.Column("model", sa.String(200), nullable=False),
         sa.Column("text", sa.Text, nullable=False),
@@ -183,7 +194,11 @@ def m005_agents(conn: Connection) -> None:
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("schema_version", sa.Integer, nullable=False),
         sa.Column(
-            "agent_id", sa.String(64), sa.ForeignKey("agents.id", **fk), nullable=False, index=True
+            "agent_id",
+            sa.String(64),
+            sa.ForeignKey("agents.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
         ),
         sa.Column("key_id", sa.String(200), nullable=False),
         sa.Column("stars", sa.Integer, nullable=False),
@@ -199,7 +214,11 @@ def m005_agents(conn: Connection) -> None:
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("schema_version", sa.Integer, nullable=False),
         sa.Column(
-            "agent_id", sa.String(64), sa.ForeignKey("agents.id", **fk), nullable=False, index=True
+            "agent_id",
+            sa.String(64),
+            sa.ForeignKey("agents.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
         ),
         sa.Column("model_name", sa.String(200), nullable=False),
         sa.Column("model_config", sa.JSON, nullable=False),
@@ -215,12 +234,124 @@ def m005_agents(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def m006_hyper(conn: Connection) -> None:
+    # Self-improving agents: runs of the hyper loop, every generation they made, the
+    # meta procedure's versions, and an append-only audit log.  Specs and procedures
+    # are kept as the exact JSON text that was hashed, so a rollback restores them
+    # byte for byte (a JSON column may re-serialize).
+    md = sa.MetaData()
+    sa.Table(
+        "hyper_runs",
+        md,
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("schema_version", sa.Integer, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True)),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("agent_name", sa.String(200), nullable=False),
+        sa.Column("root_spec_id", sa.String(64), nullable=False),
+        sa.Column("config", sa.JSON, nullable=False),
+        sa.Column("current_generation_id", sa.String(32)),
+        sa.Column("stop_requested", sa.Boolean, nullable=False),
+        sa.Column("final", sa.JSON),
+        sa.Column("error", sa.Text),
+    )
+    sa.Table(
+        "hyper_generations",
+        md,
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("schema_version", sa.Integer, nullable=False),
+        sa.Column(
+            "run_id",
+            sa.String(32),
+            sa.ForeignKey("hyper_runs.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
+        sa.Column("number", sa.Integer, nullable=False),
+        sa.Column("parent_id", sa.String(32)),
+        sa.Column("spec_id", sa.String(64), nullable=False),
+        sa.Column("spec_json", sa.Text, nullable=False),
+        sa.Column("procedure_id", sa.String(64), nullable=False),
+        sa.Column("procedure_json", sa.Text, nullable=False),
+        sa.Column("score", sa.Float),
+        sa.Column("case_scores", sa.JSON, nullable=False),
+        sa.Column("self_eval", sa.JSON, nullable=False),
+        sa.Column("diff", sa.Text, nullable=False),
+        sa.Column("operator", sa.String(40)),
+        sa.Column("rationale", sa.Text, nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("risk", sa.String(10), nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("decided_at", sa.DateTime(timezone=True)),
+        sa.Column("decided_by", sa.String(40)),
+    )
+    sa.Table(
+        "hyper_procedures",
+        md,
+        sa.Column("row", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column(
+            "run_id",
+            sa.String(32),
+            sa.ForeignKey("hyper_runs.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
+        sa.Column("procedure_id", sa.String(64), nullable=False),
+        sa.Column("procedure_json", sa.Text, nullable=False),
+        sa.Column("parent_id", sa.String(64)),
+        sa.Column("at_generation", sa.Integer, nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("change", sa.JSON, nullable=False),
+        sa.Column("evidence", sa.JSON, nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("decided_at", sa.DateTime(timezone=True)),
+    )
+    sa.Table(
+        "hyper_audit",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("run_id", sa.String(32), nullable=False, index=True),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("actor", sa.String(40), nullable=False),
+        sa.Column("event", sa.String(40), nullable=False),
+        sa.Column("generation_id", sa.String(32)),
+        sa.Column("details", sa.JSON, nullable=False),
+    )
+    md.create_all(conn)
+    # The audit log is append-only in the database too, not only in the API.
+    if conn.dialect.name == "sqlite":
+        for op in ("UPDATE", "DELETE"):
+            conn.execute(
+                sa.text(
+                    f"CREATE TRIGGER hyper_audit_no_{op.lower()} BEFORE {op} ON hyper_audit "
+                    "BEGIN SELECT RAISE(ABORT, 'hyper_audit is append-only'); END"
+                )
+            )
+    elif conn.dialect.name == "postgresql":
+        conn.execute(
+            sa.text(
+                "CREATE FUNCTION hyper_audit_append_only() RETURNS trigger AS $$ BEGIN "
+                "RAISE EXCEPTION 'hyper_audit is append-only'; END $$ LANGUAGE plpgsql"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "CREATE TRIGGER hyper_audit_append_only BEFORE UPDATE OR DELETE ON hyper_audit "
+                "FOR EACH ROW EXECUTE FUNCTION hyper_audit_append_only()"
+            )
+        )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_runs_and_results", m001_runs_and_results),
     ("002_index_runs_by_time", m002_index_runs_by_time),
     ("003_result_details", m003_result_details),
     ("004_sweeps", m004_sweeps),
     ("005_agents", m005_agents),
+    ("006_hyper", m006_hyper),
 ]
 
 
