@@ -218,3 +218,6 @@ async def test_agent(
         wall_s=loop.time() - start,
         seeds=tuple(seeds),
     )
+
+
+test_agent.__test__ = False  # type: ignore[attr-defined]  # a library function, not a pytest test

@@ -72,6 +72,9 @@ class StepFailed(Exception):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+        # What the model said before the step failed, kept for the step's record.
+        self.raw: str | None = None
+        self.tokens = (0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +273,7 @@ class AgentRunner:
                     value = self._validate(step, variables)
             except StepFailed as exc:
                 error = exc
+                raw, tokens = exc.raw, exc.tokens
             rss = _rss_mb()
             peak = max(peak, rss)
             records.append(
@@ -355,6 +359,7 @@ class AgentRunner:
                 failures.append(exc)
         raw = texts[0] if len(texts) == 1 else json.dumps(texts)
         if not values:
+            failures[0].raw, failures[0].tokens = raw, (prompt_tokens, completion_tokens)
             raise failures[0]
         # Majority vote over the parsed values; ties go to the earliest sample.
         votes = collections.Counter(canonical_json(v) for v in values)
