@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from typing import Any
 
@@ -252,7 +253,8 @@ def test_report_counts_gate_and_holdout_separately(agent_sandbox: Sandbox) -> No
 
     def respond(request: Request) -> str:
         last = (request.prompt or "").rsplit("Problem:", 1)[1]
-        return '{"expression": "%s"}' % next(v for k, v in answers.items() if k in last)
+        expression = next(v for k, v in answers.items() if k in last)
+        return json.dumps({"expression": expression})
 
     report = asyncio.run(test_agent(spec, _runner(respond, agent_sandbox), seeds=(0, 1)))
     assert report.total == 4 and report.passed == 2 and report.success_rate == 0.5
