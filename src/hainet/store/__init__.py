@@ -1,6 +1,28 @@
 """The store: runs and results in SQLite or any SQLAlchemy database."""
 
+from hainet.store.agents import (
+    AgentRecord,
+    AgentStore,
+    CompatRecord,
+    RatingRecord,
+    ReportRecord,
+    ScoreRecord,
+)
 from hainet.store.db import Store
 from hainet.store.models import SCHEMA_VERSION, CaseResult, Run, RunStatus, Sweep, SweepStatus
 
-__all__ = ["SCHEMA_VERSION", "CaseResult", "Run", "RunStatus", "Store", "Sweep", "SweepStatus"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "AgentRecord",
+    "AgentStore",
+    "CaseResult",
+    "CompatRecord",
+    "RatingRecord",
+    "ReportRecord",
+    "Run",
+    "RunStatus",
+    "ScoreRecord",
+    "Store",
+    "Sweep",
+    "SweepStatus",
+]
