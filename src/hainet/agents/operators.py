@@ -1,0 +1,484 @@
+"""Evolution operators: each turns a spec into a changed copy, or says it cannot.
+
+Every operator here is a plain function ``(spec, rng, ...) -> Change | None``: it
+returns the changed spec (not yet versioned or given lineage; :class:`Evolver` does
+that) with a one-line rationale, or ``None`` when it has nothing sensible to change
+(no generate step, no fitting parser, already at the maximum).  Only
+``rewrite_prompt`` calls a model; the others are deterministic given the ``rng``.
+
+A change must *type-check* before it is proposed: the result goes through
+``AgentSpec`` validation (variables defined before use, known tools), and an
+operator that cannot keep the agent's contract (e.g. a rewritten template that drops
+``{input}``) returns ``None`` rather than a spec that fails at run time.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+from pydantic import ValidationError as PydanticValidationError
+
+from hainet.agents.builtin_tools import BUILTIN_TOOLS
+from hainet.agents.spec import (
+    AgentSpec,
+    Example,
+    GenerateStep,
+    TestCase,
+    ToolDef,
+    ToolStep,
+    canonical_json,
+)
+from hainet.agents.testing import CaseOutcome
+from hainet.backends.base import Backend
+from hainet.errors import BackendError, ValidationError
+from hainet.suites.scorers import extract_json
+from hainet.types import GenerationParams, Message, Request
+
+__all__ = [
+    "DEFAULT_REWRITE_TEMPLATE",
+    "MAX_EXAMPLES",
+    "Change",
+    "add_tool",
+    "as_text",
+    "bump_version",
+    "few_shot",
+    "params",
+    "parser",
+    "rewrite_prompt",
+    "samples",
+    "switch_model",
+    "template_vars",
+]
+
+MAX_EXAMPLES = 6
+"""Few-shot examples per step at most: each one costs prompt tokens on every call."""
+
+DEFAULT_REWRITE_TEMPLATE = """\
+You improve prompt templates for a small language model.
+Agent purpose: {purpose}
+
+Current template:
+<<<
+{template}
+>>>
+
+The template must keep these placeholders exactly as written: {variables}.
+
+Cases the agent got wrong with this template:
+{failures}
+
+Write a better template that makes the model answer these cases correctly.
+Answer as JSON: {"template": "..."}
+JSON: """
+"""The proposer's prompt.  ``{purpose}``, ``{template}``, ``{variables}`` and
+``{failures}`` are filled by plain replacement, so other braces (JSON) stay."""
+
+_REWRITE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"template": {"type": "string", "minLength": 1}},
+    "required": ["template"],
+}
+_FILL = re.compile(r"\{(purpose|template|variables|failures)\}")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\.[A-Za-z0-9_]+)*\}")
+# Built-in tools that fit an answer type: the tool's return type must be what the
+# targets are, so the new tool step can produce the agent's answer.
+_TOOL_RETURNS = {"number": "number"}
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    spec: AgentSpec
+    rationale: str
+
+
+def as_text(value: Any) -> str:
+    """A case's input or target as prompt text: a string as is, else canonical JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return canonical_json(value)
+
+
+def bump_version(version: str) -> str:
+    """``1.0.0`` -> ``1.0.1``: an evolved agent is a patch of its parent."""
+    major, minor, patch = (int(p) for p in version.split("."))
+    return f"{major}.{minor}.{patch + 1}"
+
+
+def template_vars(template: str) -> set[str]:
+    """The variable names a template uses (``{call.expression}`` counts as ``call``)."""
+    return {m.group(1) for m in _PLACEHOLDER.finditer(template)}
+
+
+def _replace_step(spec: AgentSpec, step_id: str, **changes: Any) -> AgentSpec | None:
+    """``spec`` with one step changed, or None if the result is not a valid spec."""
+    workflow = [
+        ({**s.model_dump(), **changes} if s.id == step_id else s.model_dump())
+        for s in spec.workflow
+    ]
+    return _derive(spec, workflow=workflow)
+
+
+def _derive(spec: AgentSpec, **changes: Any) -> AgentSpec | None:
+    try:
+        return spec.derive(**changes)
+    except (PydanticValidationError, ValidationError, ValueError):
+        return None
+
+
+def _generate_steps(spec: AgentSpec) -> list[GenerateStep]:
+    return [s for s in spec.workflow if isinstance(s, GenerateStep)]
+
+
+def answer_step(spec: AgentSpec) -> GenerateStep | None:
+    """The generate step whose value is the agent's answer (None if a tool gives it)."""
+    for s in reversed(spec.workflow):
+        if getattr(s, "output", None) == spec.output:
+            return s if isinstance(s, GenerateStep) else None
+    return None
+
+
+def _failed_cases(
+    trainset: Sequence[TestCase], failures: Sequence[CaseOutcome]
+) -> list[tuple[TestCase, CaseOutcome]]:
+    by_id = {c.id: c for c in trainset}
+    seen: set[str] = set()
+    out: list[tuple[TestCase, CaseOutcome]] = []
+    for o in failures:
+        if o.test_id in by_id and o.test_id not in seen:
+            seen.add(o.test_id)
+            out.append((by_id[o.test_id], o))
+    return out
+
+
+# -- rewrite_prompt -------------------------------------------------------------
+
+
+def _rewrite_prompt_text(
+    template_text: str,
+    spec: AgentSpec,
+    step: GenerateStep,
+    cases: list[tuple[TestCase, CaseOutcome]],
+) -> str:
+    lines = []
+    for case, outcome in cases[:4]:
+        got = outcome.output or f"(error: {outcome.error})"
+        lines.append(
+            f"Input: {as_text(case.input)[:300]}\nExpected: {as_text(case.target)[:200]}\n"
+            f"Got: {got[:200]}\n"
+        )
+    needed = sorted(template_vars(step.template))
+    fills = {
+        "purpose": spec.purpose,
+        "template": step.template,
+        "variables": ", ".join("{" + v + "}" for v in needed) or "(none)",
+        "failures": "\n".join(lines) or "(none recorded)",
+    }
+    # One pass, so a filled-in value that happens to contain "{template}" stays as is.
+    return _FILL.sub(lambda m: fills[m.group(1)], template_text)
+
+
+async def rewrite_prompt(
+    spec: AgentSpec,
+    rng: random.Random,
+    *,
+    proposer: Backend,
+    trainset: Sequence[TestCase],
+    failures: Sequence[CaseOutcome],
+    rewrite_template: str = DEFAULT_REWRITE_TEMPLATE,
+) -> Change | None:
+    """The proposer model rewrites one generate step's template from failure cases."""
+    steps = _generate_steps(spec)
+    if not steps:
+        return None
+    step = rng.choice(steps)
+    cases = _failed_cases(trainset, failures)
+    prompt = _rewrite_prompt_text(rewrite_template, spec, step, cases)
+    grammar = _REWRITE_SCHEMA if proposer.supports_json_schema else None
+    params = GenerationParams(
+        temperature=0.7,
+        max_tokens=min(1024, max(128, len(step.template) // 2 + 96)),
+        seed=rng.randrange(2**31),
+        json_schema=grammar,
+    )
+    request = (
+        Request(messages=(Message("user", prompt),), params=params)
+        if proposer.spec.mode == "chat"
+        else Request(prompt=prompt, params=params)
+    )
+    try:
+        completion = await proposer.generate(request)
+        answer = extract_json(completion.text)
+    except (BackendError, ValueError):
+        return None
+    new = answer.get("template") if isinstance(answer, dict) else None
+    if not isinstance(new, str) or not new.strip() or new.strip() == step.template.strip():
+        return None
+    # The step must still receive what it needs: its input and its few-shot block.
+    if not template_vars(step.template) <= template_vars(new):
+        return None
+    child = _replace_step(spec, step.id, template=new)
+    if child is None:
+        return None
+    return Change(child, f"rewrote the template of step {step.id!r} from {len(cases)} failures")
+
+
+# -- few_shot -------------------------------------------------------------------
+
+
+def _example_output(step: GenerateStep, target: Any) -> str | None:
+    """The target as this step's literal output, or None if the step cannot emit it."""
+    if target is None:
+        return None
+    if step.json_schema is not None:
+        # A grammar-constrained step emits JSON of its schema: only such a target fits.
+        try:
+            jsonschema.validate(target, step.json_schema)
+        except jsonschema.ValidationError:
+            return None
+        return json.dumps(target, ensure_ascii=False)
+    return as_text(target)
+
+
+def few_shot(
+    spec: AgentSpec,
+    rng: random.Random,
+    *,
+    trainset: Sequence[TestCase],
+    failures: Sequence[CaseOutcome],
+    max_examples: int = MAX_EXAMPLES,
+) -> Change | None:
+    """Make failed train cases examples of the answer step (target as the output).
+
+    Only the step that produces the agent's answer can take a target as its output;
+    an intermediate step's output (an expression for a calculator) is not the target.
+    Without failures, unused train cases are tried instead.  Existing examples are
+    kept after the new ones until ``max_examples``.
+    """
+    step = answer_step(spec)
+    if step is None:
+        return None
+    existing = {ex.input for ex in step.examples}
+    failed = [c for c, _ in _failed_cases(trainset, failures)]
+    pool = [c for c in failed if as_text(c.input) not in existing]
+    source = "failed"
+    if not pool:
+        pool = [c for c in trainset if as_text(c.input) not in existing]
+        source = "unused"
+    rng.shuffle(pool)
+    new: list[Example] = []
+    for case in pool:
+        out = _example_output(step, case.target)
+        if out is not None:
+            new.append(Example(input=as_text(case.input), output=out))
+        if len(new) >= max(1, max_examples // 2):
+            break
+    if not new:
+        return None
+    examples = (new + list(step.examples))[:max_examples]
+    template = step.template
+    # A step without an {examples} slot gets one in front, in its own rendering format.
+    if "examples" not in template_vars(template):
+        template = "{examples}" + template
+    child = _replace_step(
+        spec,
+        step.id,
+        examples=[e.model_dump() for e in examples],
+        template=template,
+    )
+    if child is None:
+        return None
+    return Change(child, f"{len(new)} {source} train case(s) as examples of step {step.id!r}")
+
+
+# -- params / samples -----------------------------------------------------------
+
+
+def params(spec: AgentSpec, rng: random.Random) -> Change | None:
+    """Change temperature or max_tokens of one generate step."""
+    options: list[tuple[str, dict[str, Any], str]] = []
+    for s in _generate_steps(spec):
+        if s.max_tokens * 2 <= 4096:
+            options.append((s.id, {"max_tokens": s.max_tokens * 2}, "doubled max_tokens"))
+        if s.max_tokens >= 16:
+            options.append((s.id, {"max_tokens": s.max_tokens // 2}, "halved max_tokens"))
+        if s.temperature > 0:
+            options.append((s.id, {"temperature": 0.0}, "greedy decoding (temperature 0)"))
+        elif s.samples > 1:
+            # Sampling only helps a vote when the samples can differ.
+            options.append((s.id, {"temperature": 0.7}, "temperature 0.7 for the vote"))
+    if not options:
+        return None
+    step_id, changes, why = rng.choice(options)
+    child = _replace_step(spec, step_id, **changes)
+    return Change(child, f"{why} in step {step_id!r}") if child else None
+
+
+def samples(spec: AgentSpec, rng: random.Random) -> Change | None:
+    """N samples with a majority vote (odd N, so a two-way split cannot tie)."""
+    options = [s for s in _generate_steps(spec) if s.samples < 15]
+    if not options:
+        return None
+    step = rng.choice(options)
+    n = 3 if step.samples < 3 else step.samples + 2
+    changes: dict[str, Any] = {"samples": n}
+    if step.temperature == 0:
+        changes["temperature"] = 0.7  # identical greedy samples would make the vote moot
+    child = _replace_step(spec, step.id, **changes)
+    return Change(child, f"{n} samples with majority vote in step {step.id!r}") if child else None
+
+
+# -- parser ---------------------------------------------------------------------
+
+
+def _is_number(v: Any) -> bool:
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, int | float):
+        return True
+    if isinstance(v, str):
+        try:
+            float(v.replace(",", ""))
+        except ValueError:
+            return False
+        return True
+    return False
+
+
+def _is_integral(v: Any) -> bool:
+    return _is_number(v) and float(str(v).replace(",", "")).is_integer()
+
+
+def fitting_parsers(targets: Sequence[Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Parsers (with their options) that can produce values like ``targets``."""
+    targets = [t for t in targets if t is not None]
+    if not targets:
+        return []
+    if all(_is_number(t) for t in targets):
+        out: list[tuple[str, dict[str, Any]]] = [("number", {})]
+        if all(_is_integral(t) for t in targets):
+            out.append(("integer", {}))
+        return [*out, ("first_line", {})]
+    if all(isinstance(t, dict | list) for t in targets):
+        return [("json", {})]
+    if all(isinstance(t, str) for t in targets):
+        out = [("first_line", {}), ("text", {})]
+        distinct = sorted({t.strip() for t in targets})
+        if (
+            len(distinct) <= 8
+            and len(distinct) < len(targets)
+            and all("\n" not in t for t in distinct)
+        ):
+            out.append(("choice", {"choices": distinct}))
+        return out
+    return []
+
+
+def parser(spec: AgentSpec, rng: random.Random, *, trainset: Sequence[TestCase]) -> Change | None:
+    """Another parser for the answer step, one that fits the train targets."""
+    step = answer_step(spec)
+    if step is None or step.json_schema is not None:
+        return None  # a grammar-constrained step emits JSON; only 'json' reads it
+    options = [(p, o) for p, o in fitting_parsers([c.target for c in trainset]) if p != step.parser]
+    if not options:
+        return None
+    name, extra = rng.choice(options)
+    child = _replace_step(spec, step.id, parser=name, **extra)
+    return (
+        Change(child, f"parser {step.parser!r} -> {name!r} in step {step.id!r}") if child else None
+    )
+
+
+# -- add_tool -------------------------------------------------------------------
+
+
+def _fresh(name: str, taken: set[str]) -> str:
+    if name not in taken:
+        return name
+    i = 2
+    while f"{name}_{i}" in taken:
+        i += 1
+    return f"{name}_{i}"
+
+
+def add_tool(spec: AgentSpec, rng: random.Random, *, trainset: Sequence[TestCase]) -> Change | None:
+    """Route the answer through a built-in tool whose result type fits the targets.
+
+    The answer step then produces the tool's argument (its first line: a numeric
+    answer is itself a valid calculator expression, so nothing breaks before the
+    prompt learns to write expressions) and a new tool step produces the answer.
+    """
+    step = answer_step(spec)
+    targets = [c.target for c in trainset if c.target is not None]
+    if step is None or step.json_schema is not None or not targets:
+        return None
+    kind = "number" if all(_is_number(t) for t in targets) else None
+    have = {t.builtin for t in spec.tools if t.builtin}
+    fits = [
+        t
+        for t in BUILTIN_TOOLS.values()
+        if kind is not None and _TOOL_RETURNS.get(t.returns) == kind and t.name not in have
+    ]
+    if not fits:
+        return None
+    tool = rng.choice(fits)
+    required = tool.parameters.get("required") or list(tool.parameters.get("properties", {}))
+    if len(required) != 1:
+        return None  # one model output can fill exactly one argument
+    names = {s.id for s in spec.workflow} | {
+        s.output for s in spec.workflow if hasattr(s, "output")
+    }
+    arg_var = _fresh(f"{spec.output}_{required[0]}", names)
+    step_id = _fresh(tool.name, names | {arg_var})
+    tool_name = _fresh(tool.name, {t.name for t in spec.tools})
+    workflow: list[dict[str, Any]] = []
+    for s in spec.workflow:
+        if s.id == step.id:
+            workflow.append({**s.model_dump(), "output": arg_var, "parser": "first_line"})
+            tool_step = ToolStep(
+                id=step_id,
+                tool=tool_name,
+                args={required[0]: "{" + arg_var + "}"},
+                output=spec.output,
+            )
+            workflow.append(tool_step.model_dump())
+        else:
+            workflow.append(s.model_dump())
+    tools = [
+        *(t.model_dump() for t in spec.tools),
+        ToolDef(name=tool_name, builtin=tool.name).model_dump(),
+    ]
+    child = _derive(spec, workflow=workflow, tools=tools)
+    if child is None:
+        return None
+    return Change(child, f"answer of step {step.id!r} computed by built-in tool {tool.name!r}")
+
+
+# -- switch_model ---------------------------------------------------------------
+
+
+def switch_model(
+    spec: AgentSpec, *, current: str, ranking: Sequence[str], available: Mapping[str, object]
+) -> Change | None:
+    """Require the next model in ``ranking`` (after ``current``) that has a runner."""
+    if current in ranking:
+        i = list(ranking).index(current)
+        order = [*ranking[i + 1 :], *ranking[:i]]
+    else:
+        order = list(ranking)
+    target = next((m for m in order if m != current and m in available), None)
+    if target is None:
+        return None
+    models = [target, *(m for m in spec.requirements.models if m != target)]
+    requirements = {**spec.requirements.model_dump(), "models": models}
+    child = _derive(spec, requirements=requirements)
+    return Change(child, f"model {current} -> {target}") if child else None
