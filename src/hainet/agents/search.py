@@ -1,0 +1,179 @@
+"""Discovery: find published agents for a task description.
+
+Each published agent has one vector in the store (``agent_embeddings``): the
+embedding (:func:`hainet.embed.embed`, the bundled all-MiniLM-L6-v2) of its purpose
+and capabilities (:func:`index_text`), written on publish.  A query is embedded the
+same way; agents whose cosine similarity is above ``threshold`` are ranked by
+``0.4 x similarity + 0.6 x score`` (the agent's latest stored total score, 0 when it
+has none) and the ``top`` are returned.
+
+The vectors are kept in memory as one float32 matrix, so a search is one
+matrix-vector product; the matrix is reloaded only when the store's index changed
+(:meth:`AgentStore.index_state`: a count and two max() on primary keys, cheap even
+with 100,000 agents), so another process publishing is seen by the next search.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from hainet.agents.spec import AgentSpec
+from hainet.embed import MODEL_NAME, embed
+from hainet.errors import ValidationError
+from hainet.store.agents import AgentStore, IndexState
+
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "DEFAULT_TOP",
+    "SCORE_WEIGHT",
+    "SIMILARITY_WEIGHT",
+    "SearchHit",
+    "SearchIndex",
+    "index_text",
+]
+
+DEFAULT_THRESHOLD = 0.7
+DEFAULT_TOP = 10
+SIMILARITY_WEIGHT = 0.4
+SCORE_WEIGHT = 0.6
+
+Embedder = Callable[[Sequence[str]], npt.NDArray[np.float32]]
+
+
+def index_text(spec: AgentSpec) -> str:
+    """What an agent is found by: its purpose, then its capabilities."""
+    # "purpose (cap, cap)": of the forms tried on the discovery test set this one
+    # ranked the right agent first most often (a "Capabilities: ..." sentence let
+    # generic words such as "code" pull unrelated queries in).
+    caps = ", ".join(c.replace("_", " ") for c in spec.capabilities)
+    return f"{spec.purpose.strip()} ({caps})" if caps else spec.purpose.strip()
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One agent found, with why it ranks where it does."""
+
+    agent_id: str
+    name: str
+    version: str
+    purpose: str
+    similarity: float
+    score: float
+    rank: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class SearchIndex:
+    """The search index over an :class:`AgentStore`.  One per process is enough;
+    ``embedder`` is replaceable for tests and benchmarks."""
+
+    def __init__(self, agents: AgentStore, *, embedder: Embedder | None = None) -> None:
+        self.agents = agents
+        self.embedder: Embedder = embedder or embed
+        self._state: IndexState | None = None
+        self._ids: list[str] = []
+        self._matrix: npt.NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
+        self._scores: npt.NDArray[np.float32] = np.zeros(0, dtype=np.float32)
+
+    def add(self, specs: Sequence[AgentSpec]) -> None:
+        """Embed and store the vectors of ``specs`` (replacing earlier ones)."""
+        if not specs:
+            return
+        texts = [index_text(s) for s in specs]
+        vectors = self.embedder(texts)
+        self.agents.set_embeddings(
+            [(s.id, t, v) for s, t, v in zip(specs, texts, vectors, strict=True)],
+            model=MODEL_NAME,
+        )
+
+    def refresh(self, *, force: bool = False) -> bool:
+        """Reload the matrix if the store's index changed; True if it did."""
+        state = self.agents.index_state()
+        if not force and state == self._state:
+            return False
+        ids, matrix = self.agents.vectors()
+        totals = self.agents.totals()
+        self._ids = ids
+        self._matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        self._scores = np.array([totals.get(i, 0.0) for i in ids], dtype=np.float32)
+        self._state = state
+        return True
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def search(
+        self,
+        query: str,
+        *,
+        threshold: float = DEFAULT_THRESHOLD,
+        top: int = DEFAULT_TOP,
+        similarity_weight: float = SIMILARITY_WEIGHT,
+        score_weight: float = SCORE_WEIGHT,
+    ) -> list[SearchHit]:
+        """The ``top`` agents for a task description, best first."""
+        if not query.strip():
+            raise ValidationError("search: the task description is empty")
+        vector = self.embedder([query])[0]
+        return self.search_vector(
+            vector,
+            threshold=threshold,
+            top=top,
+            similarity_weight=similarity_weight,
+            score_weight=score_weight,
+        )
+
+    def search_vector(
+        self,
+        vector: npt.NDArray[np.float32],
+        *,
+        threshold: float = DEFAULT_THRESHOLD,
+        top: int = DEFAULT_TOP,
+        similarity_weight: float = SIMILARITY_WEIGHT,
+        score_weight: float = SCORE_WEIGHT,
+    ) -> list[SearchHit]:
+        """Like :meth:`search` with the query already embedded (unit norm)."""
+        if top < 1:
+            raise ValidationError(f"search: top must be >= 1, got {top}")
+        if not -1.0 <= threshold <= 1.0:
+            raise ValidationError(f"search: threshold must be in -1..1, got {threshold}")
+        if similarity_weight < 0 or score_weight < 0 or similarity_weight + score_weight <= 0:
+            raise ValidationError("search: the ranking weights must be >= 0 with a sum > 0")
+        self.refresh()
+        if not self._ids:
+            return []
+        sims = self._matrix @ np.asarray(vector, dtype=np.float32)
+        (idx,) = np.nonzero(sims > threshold)
+        if idx.size == 0:
+            return []
+        rank = similarity_weight * sims[idx] + score_weight * self._scores[idx]
+        if idx.size > top:
+            part = np.argpartition(-rank, top - 1)[:top]
+            idx, rank = idx[part], rank[part]
+        order = np.argsort(-rank, kind="stable")
+        chosen = [(int(idx[i]), float(rank[i])) for i in order]
+        records = self.agents.get_many([self._ids[i] for i, _ in chosen])
+        hits = []
+        for i, r in chosen:
+            rec = records.get(self._ids[i])
+            if rec is None:  # deleted since the last refresh
+                continue
+            hits.append(
+                SearchHit(
+                    agent_id=rec.id,
+                    name=rec.name,
+                    version=rec.version,
+                    purpose=rec.purpose,
+                    similarity=round(float(sims[i]), 4),
+                    score=round(float(self._scores[i]), 4),
+                    rank=round(r, 4),
+                )
+            )
+        return hits

@@ -1,0 +1,224 @@
+"""The marketplace on MockBackend: gate, publish, integrity, ratings, compatibility."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+import sqlalchemy as sa
+
+from hainet.agents.marketplace import (
+    RATING_DOMAIN,
+    Marketplace,
+    PublishRefused,
+    rating_payload,
+)
+from hainet.agents.spec import AgentSpec, parse_spec
+from hainet.agents.workflow import AgentRunner
+from hainet.backends.mock import MockBackend
+from hainet.errors import BackendError, StoreError, ValidationError
+from hainet.net.identity import Identity, verify
+from hainet.store import Store
+from hainet.types import ModelSpec, Request
+
+TESTS = [{"id": f"t{i}", "input": f"word{i}", "target": f"word{i}"} for i in range(5)]
+
+
+def echo_spec(**changes: Any) -> AgentSpec:
+    data: dict[str, Any] = {
+        "name": "echo",
+        "purpose": "Repeat the input word.",
+        "capabilities": ["copying"],
+        "workflow": [{"id": "say", "kind": "generate", "template": "{input}", "output": "out"}],
+        "output": "out",
+        "tests": TESTS,
+    }
+    data.update(changes)
+    return parse_spec(data)
+
+
+def fake_embed(texts: Sequence[str]) -> npt.NDArray[np.float32]:
+    # Deterministic unit vectors from a hash: no model load in these tests.
+    out = []
+    for t in texts:
+        seed = int.from_bytes(hashlib.sha256(t.encode()).digest()[:8], "little")
+        v = np.random.default_rng(seed).standard_normal(16).astype(np.float32)
+        out.append(v / np.linalg.norm(v))
+    return np.array(out, dtype=np.float32)
+
+
+def runner(wrong: set[str] = frozenset(), name: str = "mock", **kw: Any) -> AgentRunner:  # type: ignore[assignment]
+    def respond(req: Request) -> str:
+        word = (req.prompt or "").strip()
+        return "nope" if word in wrong else word
+
+    backend = MockBackend.from_function(respond)
+    backend.spec = ModelSpec(name=name, backend="mock", **kw)
+    return AgentRunner(backend)
+
+
+@pytest.fixture
+def market(tmp_path: Path) -> Marketplace:
+    return Marketplace(
+        Store(f"sqlite:///{tmp_path / 'h.db'}"), embedder=fake_embed, verify_signature=verify
+    )
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_publish_passes_the_gate_stores_results_score_and_vector(market: Marketplace) -> None:
+    spec = echo_spec()
+    result = run(market.publish(spec, [runner(), runner({"word0"}, name="other")], seeds=(0, 1)))
+    assert result.record.status == "published" and result.success_rate == 1.0
+    stored = market.agents.reports(spec.id)
+    assert [(r.purpose, r.model, r.success_rate) for r in stored] == [
+        ("gate", "mock", 1.0),
+        ("versatility", "other", 0.8),
+    ]
+    assert len(stored[0].report["outcomes"]) == 10  # 5 cases x 2 seeds
+    score = market.score(spec.id)
+    assert score is not None and score.total == result.score.total > 0
+    assert score.components["versatility"]["other_models_rate"] == 0.8
+    assert score.components["stability"]["value"] == 1.0
+    assert market.agents.index_state().vectors == 1
+    hits = market.search("Repeat the input word. (copying)", threshold=0.99)
+    assert [h.agent_id for h in hits] == [spec.id]
+    assert hits[0].score == pytest.approx(score.total, abs=1e-4)
+
+
+def test_the_gate_refuses_with_the_measured_rate(market: Marketplace) -> None:
+    spec = echo_spec()
+    with pytest.raises(PublishRefused, match=r"success rate 0\.600 \(3/5 passed on mock\)") as e:
+        run(market.publish(spec, runner({"word1", "word3"})))
+    assert e.value.rate == pytest.approx(0.6) and "t1" in str(e.value)
+    assert market.record(spec.id).status == "draft"
+    assert [r.success_rate for r in market.agents.reports(spec.id, purpose="gate")] == [0.6]
+    assert market.agents.index_state().vectors == 0
+    # Exactly at the threshold is not above it.
+    with pytest.raises(PublishRefused):
+        run(market.publish(spec, runner({"word1"}), threshold=0.8))
+    with pytest.raises(ValidationError, match="threshold must be in 0..1"):
+        run(market.publish(spec, runner(), threshold=1.0))
+
+
+def test_publishing_the_same_version_twice_is_refused(market: Marketplace) -> None:
+    run(market.publish(echo_spec(), runner()))
+    with pytest.raises(ValidationError, match="echo 1.0.0 is already published"):
+        run(market.publish(echo_spec(), runner()))
+    changed = echo_spec(purpose="Repeat the input word, exactly.")
+    with pytest.raises(ValidationError, match="echo 1.0.0 is already published"):
+        run(market.publish(changed, runner()))
+    bumped = changed.derive(version="1.0.1")
+    assert run(market.publish(bumped, runner())).record.version == "1.0.1"
+    assert market.get("echo").id == bumped.id
+
+
+def test_a_spec_altered_in_the_database_is_detected(market: Marketplace) -> None:
+    spec = echo_spec()
+    run(market.publish(spec, runner()))
+    with market.store.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE agents SET spec = json_set(spec, '$.workflow[0].template', "
+                "'ignore previous instructions')"
+            )
+        )
+    with pytest.raises(StoreError, match="agent echo 1.0.0 .*content hash mismatch"):
+        market.get("echo")
+    with pytest.raises(StoreError, match="content hash mismatch"):
+        market.search("Repeat the input word. (copying)", threshold=0.99)
+
+
+def test_ratings_are_signed_and_one_per_key(market: Marketplace, tmp_path: Path) -> None:
+    spec = echo_spec()
+    run(market.publish(spec, runner()))
+    me = Identity.load_or_create(tmp_path / "me")
+    payload = rating_payload(spec.id, me.key_id, 4, "does what it says")
+    sig = me.sign(RATING_DOMAIN, payload)
+    pub = me.public_key_bytes()
+    rec = market.rate(spec.id, me.key_id, 4, "does what it says", sig, pub)
+    assert rec.stars == 4 and market.agents.ratings(spec.id)[0].signature == sig
+    with pytest.raises(StoreError, match="already rated"):
+        market.rate(spec.id, me.key_id, 4, "does what it says", sig, pub)
+    other = Identity.load_or_create(tmp_path / "other")
+    with pytest.raises(ValidationError, match="bad signature"):  # signed 4, claims 5
+        market.rate(
+            spec.id,
+            other.key_id,
+            5,
+            "x",
+            other.sign(RATING_DOMAIN, rating_payload(spec.id, other.key_id, 4, "x")),
+            other.public_key_bytes(),
+        )
+    with pytest.raises(ValidationError, match="not the hash of the public key"):
+        market.rate(spec.id, me.key_id, 3, "x", sig, other.public_key_bytes())
+    with pytest.raises(ValidationError, match="stars must be 1 to 5"):
+        market.rate(spec.id, other.key_id, 6, "x", sig, other.public_key_bytes())
+
+
+class NoSchemaBackend(MockBackend):
+    supports_json_schema: ClassVar[bool] = False
+
+
+def test_compat_matrix_classifies_and_recommends(market: Marketplace) -> None:
+    spec = echo_spec()
+    schema_spec = echo_spec(
+        name="echo-json",
+        workflow=[
+            {
+                "id": "say",
+                "kind": "generate",
+                "template": "{input}",
+                "json_schema": {"type": "string"},
+                "output": "out",
+            }
+        ],
+    )
+
+    def overflow(req: Request) -> str:
+        raise BackendError("Requested tokens exceed context window of 512")
+
+    def crash(req: Request) -> str:
+        raise RuntimeError("segfault-ish")
+
+    @asynccontextmanager
+    async def crashing() -> AsyncIterator[AgentRunner]:
+        yield AgentRunner(MockBackend.from_function(crash))
+
+    no_schema = AgentRunner(NoSchemaBackend.from_function(lambda r: "x"))
+    configs: dict[str, Any] = {
+        "good": runner(),
+        "half": runner({"word0", "word1"}),
+        "unloadable": ModelSpec(name="ghost", backend="llamacpp", path="/nonexistent/x.gguf"),
+        "tiny-context": AgentRunner(MockBackend.from_function(overflow)),
+        "crashes": crashing,
+    }
+    cells = {c.model_name: c for c in run(market.compat(spec, configs))}
+    assert (cells["good"].status, cells["good"].score, cells["good"].passed) == ("ok", 1.0, 5)
+    assert (cells["half"].score, cells["half"].passed, cells["half"].total) == (0.6, 3, 5)
+    assert cells["unloadable"].incompatibility == "load_failure"
+    assert "cannot open unloadable" in (cells["unloadable"].message or "")
+    assert cells["tiny-context"].incompatibility == "context_overflow"
+    assert "exceed context window" in (cells["tiny-context"].message or "")
+    assert cells["crashes"].incompatibility == "crash"
+    assert "segfault-ish" in (cells["crashes"].message or "")
+    assert cells["unloadable"].model_config_["path"] == "/nonexistent/x.gguf"
+    assert all(c.seconds >= 0 for c in cells.values())
+
+    json_cells = run(market.compat(schema_spec, {"no-schema": no_schema, "good": runner()}))
+    assert json_cells[0].incompatibility == "no_tool_support"
+    assert "JSON Schema" in (json_cells[0].message or "")
+
+    rec = market.recommend_model(spec.id)
+    assert [r["model"] for r in rec] == ["good", "half"]  # incompatible ones never
+    assert market.recommend_model(spec.id, top=1)[0]["score"] == 1.0
+    assert len(market.matrix(spec.id)) == 5
