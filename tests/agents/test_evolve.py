@@ -138,6 +138,25 @@ async def test_no_gain_returns_the_parent_itself() -> None:
     assert events[-1][0] == "done" and events[-1][1]["changed"] is False
 
 
+async def test_evaluations_are_cached_across_rounds() -> None:
+    parent = make_spec(template="Q: {input}\nA:")
+    backend = MockBackend.from_function(lambda req: "no idea")
+    events: list[dict[str, Any]] = []
+    evolver = Evolver(
+        AgentRunner(backend),
+        operators={"samples": 1.0},
+        on_event=lambda e, d: events.append(d) if e == "evaluated" else None,
+    )
+    assert await evolver.evolve(parent, trainset=TRAIN, valset=VAL) is parent
+    first = len(backend.requests)
+    assert first > 0 and not any(d["cached"] for d in events)
+    events.clear()
+    assert await evolver.evolve(parent, trainset=TRAIN, valset=VAL) is parent
+    # Same parent, same cases, same proposal: nothing is run again.
+    assert len(backend.requests) == first
+    assert events and all(d["cached"] for d in events)
+
+
 async def test_proposals_are_reproducible_with_a_seed() -> None:
     parent = make_spec()
     ids = []

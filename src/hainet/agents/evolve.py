@@ -40,7 +40,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from hainet.agents import operators as ops
 from hainet.agents.operators import DEFAULT_REWRITE_TEMPLATE, bump_version
-from hainet.agents.spec import AgentSpec, GenerateStep, TestCase, now
+from hainet.agents.spec import AgentSpec, GenerateStep, TestCase, canonical_json, now
 from hainet.agents.testing import CaseOutcome, TestReport, test_agent
 from hainet.agents.workflow import AgentRunner
 from hainet.backends.base import Backend
@@ -213,6 +213,7 @@ class Evolver:
         model_ranking: Sequence[str] | None = None,
         seed: int = 0,
         on_event: EventHook | None = None,
+        cache_evaluations: bool = True,
     ) -> None:
         weights = dict(operators) if operators is not None else dict.fromkeys(OPERATORS, 1.0)
         unknown = sorted(set(weights) - set(OPERATORS))
@@ -231,12 +232,34 @@ class Evolver:
         self.seed = seed
         self.rng = random.Random(seed)
         self._on_event = on_event
+        # Runs are seeded and backends keep no state between requests, so the same
+        # spec on the same cases, seeds and runner scores the same: a parent kept over
+        # several rounds, or a child proposed again, is not run twice.
+        self._cache: dict[tuple[str, int, str, int], Evaluation] | None = (
+            {} if cache_evaluations else None
+        )
 
     # -- plumbing ---------------------------------------------------------------
 
     def _emit(self, event: str, data: dict[str, Any]) -> None:
         if self._on_event is not None:
             self._on_event(event, data)
+
+    def _emit_evaluated(
+        self, spec: AgentSpec, evaluation: Evaluation, cases: int, *, cached: bool
+    ) -> None:
+        self._emit(
+            "evaluated",
+            {
+                "spec_id": spec.id,
+                "name": spec.name,
+                "version": spec.version,
+                "mean": evaluation.mean,
+                "cases": cases,
+                "model": evaluation.report.model,
+                "cached": cached,
+            },
+        )
 
     def runner_for(self, spec: AgentSpec) -> AgentRunner:
         """``runners[model]`` for the spec's first required model if there is one."""
@@ -301,8 +324,19 @@ class Evolver:
         """Score ``spec`` on ``cases``, each run ``repeats`` times (seeds seed..seed+n-1)."""
         if not cases:
             raise ValidationError(f"agent {spec.name}: no cases to evaluate on")
+        runner = self.runner_for(spec)
+        key = (
+            spec.id,
+            id(runner),
+            canonical_json([c.model_dump(mode="json") for c in cases]),
+            repeats,
+        )
+        cached = self._cache.get(key) if self._cache is not None else None
+        if cached is not None:
+            self._emit_evaluated(spec, cached, len(cases), cached=True)
+            return cached
         seeds = tuple(self.seed + i for i in range(repeats))
-        report = await test_agent(spec, self.runner_for(spec), cases=cases, seeds=seeds)
+        report = await test_agent(spec, runner, cases=cases, seeds=seeds)
         per_case = report.by_case()
         scores = tuple(statistics.fmean(per_case.get(c.id, [0.0])) for c in cases)
         evaluation = Evaluation(
@@ -312,17 +346,9 @@ class Evolver:
             report=report,
             case_ids=tuple(c.id for c in cases),
         )
-        self._emit(
-            "evaluated",
-            {
-                "spec_id": spec.id,
-                "name": spec.name,
-                "version": spec.version,
-                "mean": evaluation.mean,
-                "cases": len(cases),
-                "model": report.model,
-            },
-        )
+        if self._cache is not None:
+            self._cache[key] = evaluation
+        self._emit_evaluated(spec, evaluation, len(cases), cached=False)
         return evaluation
 
     def compare(self, parent: Evaluation, child: Evaluation, budget: Budget) -> Verdict:

@@ -82,16 +82,22 @@ def _log(event: str, data: dict[str, Any]) -> None:
     if event == "evaluated":
         err_console.print(
             f"evaluated {data['name']} {data['version']} ({sid}) on {data['cases']} cases "
-            f"with {data['model']}: {data['mean']:.3f}",
+            f"with {data['model']}: {data['mean']:.3f}"
+            + (" (cached)" if data.get("cached") else ""),
             highlight=False,
+            soft_wrap=True,
         )
     elif event == "proposed":
         err_console.print(
-            f"proposed {sid} by {data['operator']}: {data['rationale']}", highlight=False
+            f"proposed {sid} by {data['operator']}: {data['rationale']}",
+            highlight=False,
+            soft_wrap=True,
         )
     elif event in ("accepted", "rejected"):
         err_console.print(
-            f"{event} {sid} ({data.get('operator')}): {data['reason']}", highlight=False
+            f"{event} {sid} ({data.get('operator')}): {data['reason']}",
+            highlight=False,
+            soft_wrap=True,
         )
 
 
