@@ -42,6 +42,9 @@ DEFAULT_TOP = 10
 SIMILARITY_WEIGHT = 0.4
 SCORE_WEIGHT = 0.6
 
+# Rows per step of the scan: 8192 x 384 float32 is 12 MiB, a few milliseconds.
+_CHUNK = 8192
+
 Embedder = Callable[[Sequence[str]], npt.NDArray[np.float32]]
 
 
@@ -100,9 +103,12 @@ class SearchIndex:
             return False
         ids, matrix = self.agents.vectors()
         totals = self.agents.totals()
-        self._ids = ids
-        self._matrix = np.ascontiguousarray(matrix, dtype=np.float32)
-        self._scores = np.array([totals.get(i, 0.0) for i in ids], dtype=np.float32)
+        scores = np.array([totals.get(i, 0.0) for i in ids], dtype=np.float32)
+        # Best score first, so that a search can stop early (see _scan).
+        order = np.argsort(-scores, kind="stable")
+        self._ids = [ids[i] for i in order]
+        self._matrix = np.ascontiguousarray(matrix[order], dtype=np.float32)
+        self._scores = scores[order]
         self._state = state
         return True
 
@@ -149,19 +155,16 @@ class SearchIndex:
         self.refresh()
         if not self._ids:
             return []
-        sims = self._matrix @ np.asarray(vector, dtype=np.float32)
-        (idx,) = np.nonzero(sims > threshold)
+        idx, sims, rank = self._scan(
+            np.asarray(vector, dtype=np.float32), threshold, top, similarity_weight, score_weight
+        )
         if idx.size == 0:
             return []
-        rank = similarity_weight * sims[idx] + score_weight * self._scores[idx]
-        if idx.size > top:
-            part = np.argpartition(-rank, top - 1)[:top]
-            idx, rank = idx[part], rank[part]
         order = np.argsort(-rank, kind="stable")
-        chosen = [(int(idx[i]), float(rank[i])) for i in order]
-        records = self.agents.get_many([self._ids[i] for i, _ in chosen])
+        chosen = [(int(idx[i]), float(rank[i]), float(sims[i])) for i in order]
+        records = self.agents.get_many([self._ids[i] for i, _, _ in chosen])
         hits = []
-        for i, r in chosen:
+        for i, r, sim in chosen:
             rec = records.get(self._ids[i])
             if rec is None:  # deleted since the last refresh
                 continue
@@ -171,9 +174,47 @@ class SearchIndex:
                     name=rec.name,
                     version=rec.version,
                     purpose=rec.purpose,
-                    similarity=round(float(sims[i]), 4),
+                    similarity=round(sim, 4),
                     score=round(float(self._scores[i]), 4),
                     rank=round(r, 4),
                 )
             )
         return hits
+
+    def _scan(
+        self,
+        q: npt.NDArray[np.float32],
+        threshold: float,
+        top: int,
+        w_sim: float,
+        w_score: float,
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """The top agents above the threshold: row indices, similarities, ranks.
+
+        Exact, with an early stop: rows are in descending score order, and no row
+        after ``start`` can rank above ``w_sim x 1 + w_score x scores[start]`` (a
+        similarity is at most 1).  Once ``top`` hits rank above that bound, the
+        rest of the matrix cannot change the answer and is not read; a search
+        whose best matches have good scores reads a fraction of a large index.
+        """
+        idx = np.zeros(0, dtype=np.intp)
+        sims = np.zeros(0, dtype=np.float32)
+        rank = np.zeros(0, dtype=np.float32)
+        n = len(self._ids)
+        for start in range(0, n, _CHUNK):
+            if idx.size >= top:
+                kth = float(np.partition(rank, idx.size - top)[idx.size - top])
+                if w_sim + w_score * float(self._scores[start]) < kth:
+                    break
+            chunk = self._matrix[start : start + _CHUNK] @ q
+            (found,) = np.nonzero(chunk > threshold)
+            if found.size == 0:
+                continue
+            s = chunk[found]
+            idx = np.concatenate([idx, found + start])
+            sims = np.concatenate([sims, s])
+            rank = np.concatenate([rank, w_sim * s + w_score * self._scores[found + start]])
+            if idx.size > top:
+                keep = np.argpartition(-rank, top - 1)[:top]
+                idx, sims, rank = idx[keep], sims[keep], rank[keep]
+        return idx, sims, rank
