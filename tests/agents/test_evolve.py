@@ -16,7 +16,6 @@ from hainet.agents.evolve import (
     Budget,
     Evaluation,
     Evolver,
-    combinations,
     load_cases,
     paired_bootstrap,
 )
@@ -255,7 +254,7 @@ def calc_spec() -> AgentSpec:
 
 def test_cross_tools_takes_the_workflow_of_one_and_the_prompt_of_another() -> None:
     best = make_spec(template="Solve: {input}\n", examples=[{"input": "1+1", "output": "2"}])
-    crosses = {name: s for name, s, _ in combinations([best, calc_spec()])}
+    crosses = {name: s for name, s, _ in ops.combinations([best, calc_spec()])}
     tools = crosses["cross_tools"]
     assert tools is not None
     assert [t.name for t in tools.tools] == ["calculator"]

@@ -20,6 +20,11 @@ ten, is rejected; ``repeats`` > 1 averages each case over several seeds first.
 
 **Never mutates.**  Specs are frozen; every child is a new spec with its patch
 version bumped, ``lineage = [parent ids]`` and ``created_by = "ai_generated"``.
+**Events** (``on_event(name, data)``, for logs and audits): ``evaluated`` (a spec's
+mean on some cases, ``cached`` when not re-run), ``proposed``, ``skipped`` (an
+operator had nothing new to change), ``accepted`` / ``rejected`` (with the delta and
+its interval) and ``done`` (the result and whether it changed).
+
 The test set is never seen here: selection uses the validation set and failures
 come from the training set only.
 """
@@ -40,7 +45,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from hainet.agents import operators as ops
 from hainet.agents.operators import DEFAULT_REWRITE_TEMPLATE, bump_version
-from hainet.agents.spec import AgentSpec, GenerateStep, TestCase, canonical_json, now
+from hainet.agents.spec import AgentSpec, TestCase, canonical_json, now
 from hainet.agents.testing import CaseOutcome, TestReport, test_agent
 from hainet.agents.workflow import AgentRunner
 from hainet.backends.base import Backend
@@ -467,6 +472,14 @@ class Evolver:
                 # better on a retry).  A duplicate: a rule-based operator drew an option
                 # already proposed; another draw of its RNG may give a new one.
                 misses[operator] = misses.get(operator, 0) + 1
+                self._emit(
+                    "skipped",
+                    {
+                        "operator": operator,
+                        "parent": spec.id,
+                        "reason": "nothing to change" if prop is None else "same as an earlier one",
+                    },
+                )
                 limit = _RETRIES_MODEL if operator == "rewrite_prompt" else _RETRIES_RULE
                 if (prop is None and operator != "rewrite_prompt") or misses[operator] >= limit:
                     available.pop(operator)
@@ -505,7 +518,7 @@ class Evolver:
         ranked = [specs[i] for i in order]
         proposals: list[Proposal] = []
         seen = {s.id for s in specs}
-        for name, combined, why in combinations(ranked):
+        for name, combined, why in ops.combinations(ranked):
             if len(proposals) >= budget.candidates:
                 break
             if combined is None or combined.id in seen:
@@ -523,94 +536,3 @@ class Evolver:
                 },
             )
         return await self._select(specs, best, best_eval, proposals, valset, budget, deadline)
-
-
-# -- crossing -------------------------------------------------------------------
-
-
-def _match(step: GenerateStep, donor: AgentSpec, index: int) -> GenerateStep | None:
-    """The donor's generate step that plays ``step``'s part: same id, else same place."""
-    gens = [s for s in donor.workflow if isinstance(s, GenerateStep)]
-    for s in gens:
-        if s.id == step.id:
-            return s
-    return gens[index] if index < len(gens) else None
-
-
-def _with_steps(
-    spec: AgentSpec, changes: Mapping[str, dict[str, Any]], **extra: Any
-) -> AgentSpec | None:
-    workflow = [{**s.model_dump(), **changes.get(s.id, {})} for s in spec.workflow]
-    try:
-        return spec.derive(workflow=workflow, **extra)
-    except (PydanticValidationError, ValidationError, ValueError):
-        return None
-
-
-def _union_examples(base: AgentSpec, donors: Sequence[AgentSpec]) -> AgentSpec | None:
-    changes: dict[str, dict[str, Any]] = {}
-    gens = [s for s in base.workflow if isinstance(s, GenerateStep)]
-    for i, step in enumerate(gens):
-        examples = list(step.examples)
-        inputs = {e.input for e in examples}
-        for donor in donors:
-            other = _match(step, donor, i)
-            # Examples of a step with another output format would teach the wrong format.
-            if other is None or other.example_template != step.example_template:
-                continue
-            for ex in other.examples:
-                if ex.input not in inputs:
-                    inputs.add(ex.input)
-                    examples.append(ex)
-        if len(examples) > len(step.examples):
-            changes[step.id] = {"examples": [e.model_dump() for e in examples[: ops.MAX_EXAMPLES]]}
-            if "examples" not in ops.template_vars(step.template):
-                changes[step.id]["template"] = "{examples}" + step.template
-    return _with_steps(base, changes) if changes else None
-
-
-def _prompts_from(base: AgentSpec, donor: AgentSpec) -> AgentSpec | None:
-    """``base``'s structure (tools, parsers) with ``donor``'s prompts and examples."""
-    changes: dict[str, dict[str, Any]] = {}
-    gens = [s for s in base.workflow if isinstance(s, GenerateStep)]
-    for i, step in enumerate(gens):
-        other = _match(step, donor, i)
-        if other is None or ops.template_vars(other.template) - ops.template_vars(step.template):
-            continue  # the donor's prompt needs variables this workflow does not have
-        changes[step.id] = {
-            "template": other.template,
-            "system": other.system,
-            "examples": [e.model_dump() for e in other.examples],
-            "example_template": other.example_template,
-        }
-    return _with_steps(base, changes) if changes else None
-
-
-def combinations(
-    ranked: Sequence[AgentSpec],
-) -> list[tuple[str, AgentSpec | None, str]]:
-    """Candidate crosses, most promising first (``ranked`` is best parent first)."""
-    best, others = ranked[0], ranked[1:]
-    out: list[tuple[str, AgentSpec | None, str]] = [
-        (
-            "cross_examples",
-            _union_examples(best, others),
-            f"{best.name}'s workflow with the union of all parents' examples",
-        ),
-    ]
-    for donor in others:
-        out.append(
-            (
-                "cross_prompt",
-                _prompts_from(best, donor),
-                f"{best.name}'s workflow and tools with {donor.name}'s prompts",
-            )
-        )
-        out.append(
-            (
-                "cross_tools",
-                _prompts_from(donor, best),
-                f"{donor.name}'s workflow and tools with {best.name}'s prompts",
-            )
-        )
-    return out

@@ -45,6 +45,8 @@ __all__ = [
     "MAX_EXAMPLES",
     "Change",
     "add_tool",
+    "answer_step",
+    "combinations",
     "as_text",
     "bump_version",
     "few_shot",
@@ -482,3 +484,94 @@ def switch_model(
     requirements = {**spec.requirements.model_dump(), "models": models}
     child = _derive(spec, requirements=requirements)
     return Change(child, f"model {current} -> {target}") if child else None
+
+
+# -- crossing -------------------------------------------------------------------
+
+
+def _match(step: GenerateStep, donor: AgentSpec, index: int) -> GenerateStep | None:
+    """The donor's generate step that plays ``step``'s part: same id, else same place."""
+    gens = [s for s in donor.workflow if isinstance(s, GenerateStep)]
+    for s in gens:
+        if s.id == step.id:
+            return s
+    return gens[index] if index < len(gens) else None
+
+
+def _with_steps(
+    spec: AgentSpec, changes: Mapping[str, dict[str, Any]], **extra: Any
+) -> AgentSpec | None:
+    workflow = [{**s.model_dump(), **changes.get(s.id, {})} for s in spec.workflow]
+    try:
+        return spec.derive(workflow=workflow, **extra)
+    except (PydanticValidationError, ValidationError, ValueError):
+        return None
+
+
+def _union_examples(base: AgentSpec, donors: Sequence[AgentSpec]) -> AgentSpec | None:
+    changes: dict[str, dict[str, Any]] = {}
+    gens = [s for s in base.workflow if isinstance(s, GenerateStep)]
+    for i, step in enumerate(gens):
+        examples = list(step.examples)
+        inputs = {e.input for e in examples}
+        for donor in donors:
+            other = _match(step, donor, i)
+            # Examples of a step with another output format would teach the wrong format.
+            if other is None or other.example_template != step.example_template:
+                continue
+            for ex in other.examples:
+                if ex.input not in inputs:
+                    inputs.add(ex.input)
+                    examples.append(ex)
+        if len(examples) > len(step.examples):
+            changes[step.id] = {"examples": [e.model_dump() for e in examples[:MAX_EXAMPLES]]}
+            if "examples" not in template_vars(step.template):
+                changes[step.id]["template"] = "{examples}" + step.template
+    return _with_steps(base, changes) if changes else None
+
+
+def _prompts_from(base: AgentSpec, donor: AgentSpec) -> AgentSpec | None:
+    """``base``'s structure (tools, parsers) with ``donor``'s prompts and examples."""
+    changes: dict[str, dict[str, Any]] = {}
+    gens = [s for s in base.workflow if isinstance(s, GenerateStep)]
+    for i, step in enumerate(gens):
+        other = _match(step, donor, i)
+        if other is None or template_vars(other.template) - template_vars(step.template):
+            continue  # the donor's prompt needs variables this workflow does not have
+        changes[step.id] = {
+            "template": other.template,
+            "system": other.system,
+            "examples": [e.model_dump() for e in other.examples],
+            "example_template": other.example_template,
+        }
+    return _with_steps(base, changes) if changes else None
+
+
+def combinations(
+    ranked: Sequence[AgentSpec],
+) -> list[tuple[str, AgentSpec | None, str]]:
+    """Candidate crosses, most promising first (``ranked`` is best parent first)."""
+    best, others = ranked[0], ranked[1:]
+    out: list[tuple[str, AgentSpec | None, str]] = [
+        (
+            "cross_examples",
+            _union_examples(best, others),
+            f"{best.name}'s workflow with the union of all parents' examples",
+        ),
+    ]
+    for donor in others:
+        out.append(
+            (
+                "cross_prompt",
+                _prompts_from(best, donor),
+                f"{best.name}'s workflow and tools with {donor.name}'s prompts",
+            )
+        )
+        out.append(
+            (
+                "cross_tools",
+                _prompts_from(donor, best),
+                f"{donor.name}'s workflow and tools with {best.name}'s prompts",
+            )
+        )
+    return out

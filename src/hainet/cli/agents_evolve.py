@@ -93,6 +93,8 @@ def _log(event: str, data: dict[str, Any]) -> None:
             highlight=False,
             soft_wrap=True,
         )
+    elif event == "skipped":
+        err_console.print(f"skipped {data['operator']}: {data['reason']}", highlight=False)
     elif event in ("accepted", "rejected"):
         err_console.print(
             f"{event} {sid} ({data.get('operator')}): {data['reason']}",
