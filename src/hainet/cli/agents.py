@@ -1,0 +1,505 @@
+"""``hainet agents``: validate, run, test, publish, search, rate and match agents.
+
+AGENT is a spec file (``.yaml``/``.yml``/``.json``) or a stored agent: an id
+prefix, a name (its newest published version) or ``name@version``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from hainet.agents.marketplace import (
+    RATING_DOMAIN,
+    Marketplace,
+    RunnerSource,
+    rating_payload,
+)
+from hainet.agents.spec import AgentSpec, json_schema, load_spec
+from hainet.agents.testing import TestReport
+from hainet.agents.workflow import AgentRun, AgentRunner, open_runner
+from hainet.backends import BUNDLED, Catalog
+from hainet.cli._common import JsonOption, console, fmt, open_store, print_json, settings
+from hainet.config import Settings
+from hainet.errors import HainetError, ValidationError
+from hainet.net.identity import Identity, verify
+
+app = typer.Typer(
+    help="Agents: validate, run, test, publish, discover, rate.", no_args_is_help=True
+)
+
+ModelOption = typer.Option(
+    None, "--model", help="Model to run on [the spec's first required model, else bundled]."
+)
+UnsafeOption = typer.Option(
+    False, "--unsafe-no-sandbox", help="Run the agent's tools and code without the sandbox."
+)
+SeedsOption = typer.Option(1, "--repeats", min=1, help="Runs per test case (seeds 0..N-1).")
+
+
+def _is_file(ref: str) -> bool:
+    return Path(ref).suffix in (".yaml", ".yml", ".json") or Path(ref).is_file()
+
+
+def _spec(market: Marketplace, ref: str) -> AgentSpec:
+    return load_spec(ref) if _is_file(ref) else market.get(ref)
+
+
+def _model_name(spec: AgentSpec, model: str | None) -> str:
+    if model:
+        return model
+    return spec.requirements.models[0] if spec.requirements.models else BUNDLED.name
+
+
+@contextlib.asynccontextmanager
+async def _open(cfg: Settings, model: str, **kw: Any) -> AsyncIterator[AgentRunner]:
+    """A runner on a catalog model (tests replace this with a mock)."""
+    async with open_runner(Catalog(cfg).resolve(model), **kw) as runner:
+        yield runner
+
+
+def _market(cfg: Settings) -> contextlib.AbstractContextManager[Marketplace]:
+    @contextlib.contextmanager
+    def cm() -> Any:
+        with open_store(cfg) as store:
+            yield Marketplace(store, verify_signature=verify)
+
+    return cm()
+
+
+@app.command()
+def validate(file: Path = typer.Argument(..., help="Spec file (YAML or JSON).")) -> None:
+    """Check a spec file; an error names the field."""
+    spec = load_spec(file)
+    console.print(
+        f"ok: {spec.name} {spec.version} ({spec.short_id}), {len(spec.workflow)} steps, "
+        f"{len(spec.test_cases)} gate tests, {len(spec.holdout_cases)} held out",
+        highlight=False,
+    )
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the spec format."""
+    print_json(json_schema())
+
+
+def _parse_input(text: str) -> Any:
+    # A JSON object or array is passed as data; anything else as the string it is.
+    if text.lstrip()[:1] in ("{", "["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            pass
+    return text
+
+
+def _steps_table(run: AgentRun) -> Table:
+    table = Table(title="steps")
+    for col in ("step", "kind", "wall s", "prompt tok", "gen tok", "RSS MiB", "error"):
+        table.add_column(col, justify="left" if col in ("step", "kind", "error") else "right")
+    for s in run.steps:
+        table.add_row(
+            s.step,
+            s.kind,
+            fmt(s.wall_s, ".3f"),
+            str(s.prompt_tokens),
+            str(s.completion_tokens),
+            fmt(s.rss_mb, ".0f"),
+            s.error or "",
+        )
+    return table
+
+
+@app.command()
+def run(
+    agent: str = typer.Argument(..., help="Spec file, stored id prefix or name[@version]."),
+    input: str = typer.Option(..., "--input", "-i", help="The agent's input (JSON or text)."),
+    model: str | None = ModelOption,
+    unsafe_no_sandbox: bool = UnsafeOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Run an agent once and show its output and per-step timing, tokens and memory."""
+    cfg = settings()
+    with _market(cfg) as market:
+        spec = _spec(market, agent)
+
+    async def go() -> AgentRun:
+        async with _open(cfg, _model_name(spec, model), unsafe_no_sandbox=unsafe_no_sandbox) as r:
+            return await r.run(spec, _parse_input(input))
+
+    result = asyncio.run(go())
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        console.print(result.text, highlight=False, soft_wrap=True)
+        console.print(_steps_table(result))
+        console.print(
+            f"{fmt(result.wall_s, '.3f')} s, peak RSS {fmt(result.peak_rss_mb, '.0f')} MiB"
+            + (f", failed ({result.error_kind}): {result.error}" if result.error else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
+    if result.error:
+        raise typer.Exit(1)
+
+
+def _report_row(r: TestReport) -> list[str]:
+    return [
+        r.model,
+        fmt(r.success_rate, ".3f"),
+        f"{r.passed}/{r.total}",
+        fmt(r.holdout_rate, ".3f"),
+        fmt(r.mean_latency_s, ".3f"),
+        fmt(r.tokens_per_s, ".1f"),
+        fmt(r.peak_rss_mb, ".0f"),
+    ]
+
+
+def _reports_table(reports: Sequence[TestReport]) -> Table:
+    table = Table(title="test reports")
+    for col in ("model", "success", "passed", "holdout", "latency s", "tok/s", "peak MiB"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for r in reports:
+        table.add_row(*_report_row(r))
+    return table
+
+
+@app.command()
+def test(
+    agent: str = typer.Argument(..., help="Spec file, stored id prefix or name[@version]."),
+    models: list[str] | None = typer.Option(None, "--models", "-m", help="Models to test on."),
+    repeats: int = SeedsOption,
+    unsafe_no_sandbox: bool = UnsafeOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Run the agent's test set (tools and code sandboxed) and store the reports."""
+    cfg = settings()
+    with _market(cfg) as market:
+        spec = _spec(market, agent)
+        names = models or [_model_name(spec, None)]
+
+        async def go() -> list[TestReport]:
+            out = []
+            for name in names:
+                async with _open(cfg, name, unsafe_no_sandbox=unsafe_no_sandbox) as runner:
+                    out.append(await market.test(spec, runner, seeds=range(repeats)))
+            return out
+
+        reports = asyncio.run(go())
+    if as_json:
+        print_json([r.to_dict() for r in reports])
+        return
+    console.print(f"{spec.name} {spec.version} ({spec.short_id})", highlight=False)
+    console.print(_reports_table(reports))
+    for r in reports:
+        for o in r.failures()[:10]:
+            console.print(
+                f"  {r.model} {o.test_id} (seed {o.seed}): score {o.score:.2f}"
+                + (f", {o.error_kind}: {o.error}" if o.error else f": {o.explanation}"),
+                highlight=False,
+                soft_wrap=True,
+            )
+
+
+@app.command()
+def publish(
+    agent: str = typer.Argument(..., help="Spec file, stored id prefix or name[@version]."),
+    threshold: float = typer.Option(0.8, "--threshold", help="Success rate to beat (0..1)."),
+    model: str | None = ModelOption,
+    models: list[str] | None = typer.Option(
+        None, "--models", help="Other models to test on too (versatility)."
+    ),
+    repeats: int = SeedsOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Gate (the test set, sandboxed) and publish: refused unless the rate is above
+    the threshold."""
+    cfg = settings()
+    with _market(cfg) as market:
+        spec = _spec(market, agent)
+        names = [_model_name(spec, model), *(m for m in models or [] if m != model)]
+
+        async def go() -> Any:
+            async with contextlib.AsyncExitStack() as stack:
+                runners = [await stack.enter_async_context(_open(cfg, n)) for n in names]
+                return await market.publish(
+                    spec, runners, threshold=threshold, seeds=range(repeats)
+                )
+
+        result = asyncio.run(go())
+    if as_json:
+        print_json(
+            {
+                "agent": result.record.model_dump(mode="json", exclude={"spec"}),
+                "reports": [r.to_dict()["summary"] | {"model": r.model} for r in result.reports],
+                "score": result.score.to_dict(),
+            }
+        )
+        return
+    console.print(
+        f"published {spec.name} {spec.version} ({spec.short_id}): success rate "
+        f"{result.success_rate:.3f} > {threshold:g}; score {result.score.total:.3f}",
+        highlight=False,
+    )
+    console.print(_reports_table(result.reports))
+    console.print(_score_table(result.score.to_dict()))
+
+
+def _score_table(score: dict[str, Any]) -> Table:
+    table = Table(
+        title=f"score {score['total']:.3f}" + (f" ({score['note']})" if score.get("note") else "")
+    )
+    for col in ("component", "value", "weight", "effective"):
+        table.add_column(col, justify="left" if col == "component" else "right")
+    for name, comp in score["components"].items():
+        if name.startswith("_"):
+            continue
+        table.add_row(
+            name,
+            "missing" if comp["value"] is None else f"{comp['value']:.3f}",
+            fmt(score["weights"].get(name), ".2f"),
+            fmt(comp.get("effective_weight"), ".3f"),
+        )
+    return table
+
+
+@app.command()
+def search(
+    text: str = typer.Argument(..., help="What you need done, in your words."),
+    threshold: float = typer.Option(0.7, "--threshold", help="Minimal cosine similarity."),
+    top: int = typer.Option(10, "--top", min=1, help="How many agents."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Find published agents: similarity above the threshold, ranked by
+    0.4 x similarity + 0.6 x score."""
+    with _market(settings()) as market:
+        hits = market.search(text, threshold=threshold, top=top)
+    if as_json:
+        print_json([h.to_dict() for h in hits])
+        return
+    if not hits:
+        console.print(
+            f"no published agent above similarity {threshold:g}; try a lower --threshold",
+            highlight=False,
+        )
+        return
+    table = Table()
+    for col in ("agent", "version", "id", "similarity", "score", "rank", "purpose"):
+        table.add_column(col, justify="right" if col in ("similarity", "score", "rank") else "left")
+    for h in hits:
+        table.add_row(
+            h.name,
+            h.version,
+            h.agent_id[:12],
+            f"{h.similarity:.3f}",
+            f"{h.score:.3f}",
+            f"{h.rank:.3f}",
+            h.purpose,
+        )
+    console.print(table)
+
+
+@app.command()
+def rate(
+    agent: str = typer.Argument(..., help="Stored agent (or its spec file)."),
+    stars: int = typer.Option(..., "--stars", min=1, max=5, help="1 to 5."),
+    text: str = typer.Option("", "--text", help="Your review."),
+) -> None:
+    """Rate an agent version, signed with your key (one rating per key per version)."""
+    cfg = settings()
+    identity = Identity.load_or_create(cfg.home)
+    with _market(cfg) as market:
+        rec = market.agents.get(load_spec(agent).id) if _is_file(agent) else market.record(agent)
+        payload = rating_payload(rec.id, identity.key_id, stars, text)
+        market.rate(
+            rec.id,
+            identity.key_id,
+            stars,
+            text,
+            identity.sign(RATING_DOMAIN, payload),
+            identity.public_key_bytes(),
+        )
+    console.print(
+        f"rated {rec.name} {rec.version} {stars}/5 as {identity.key_id[:12]}", highlight=False
+    )
+
+
+@app.command("list")
+def list_agents(
+    status: str | None = typer.Option(None, "--status", help="draft or published."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Stored agents, newest first."""
+    if status not in (None, "draft", "published"):
+        raise ValidationError(f"--status: draft or published, not {status!r}")
+    with _market(settings()) as market:
+        records = market.agents.list_agents(status=status)  # type: ignore[arg-type]
+        totals = market.agents.totals()
+    if as_json:
+        print_json(
+            [
+                r.model_dump(mode="json", exclude={"spec"}) | {"score": totals.get(r.id)}
+                for r in records
+            ]
+        )
+        return
+    table = Table()
+    for col in ("agent", "version", "id", "status", "score", "by", "purpose"):
+        table.add_column(col, justify="right" if col == "score" else "left")
+    for r in records:
+        table.add_row(
+            r.name,
+            r.version,
+            r.id[:12],
+            r.status,
+            fmt(totals.get(r.id), ".3f"),
+            r.created_by,
+            r.purpose,
+        )
+    console.print(table)
+
+
+@app.command()
+def show(
+    agent: str = typer.Argument(..., help="Stored id prefix, name[@version] or spec file."),
+    as_json: bool = JsonOption,
+) -> None:
+    """An agent: its record, latest score breakdown, reports, ratings, compatibility."""
+    with _market(settings()) as market:
+        rec = market.agents.get(load_spec(agent).id) if _is_file(agent) else market.record(agent)
+        spec = market.spec_of(rec)
+        score = market.score(rec.id)
+        reports = market.agents.reports(rec.id)
+        ratings = market.agents.ratings(rec.id)
+        matrix = market.matrix(rec.id)
+    cells = [c.model_dump(mode="json", by_alias=True) for c in matrix]
+    data: dict[str, Any] = {
+        "agent": rec.model_dump(mode="json", exclude={"spec"}),
+        "purpose": spec.purpose,
+        "capabilities": spec.capabilities,
+        "score": score.model_dump(mode="json") if score else None,
+        "reports": [
+            {"model": r.model, "purpose": r.purpose, "success_rate": r.success_rate}
+            | {"at": r.created_at.isoformat()}
+            for r in reports
+        ],
+        "ratings": [
+            {"key_id": r.key_id, "stars": r.stars, "text": r.text, "at": r.created_at.isoformat()}
+            for r in ratings
+        ],
+        "compatibility": cells,
+    }
+    if as_json:
+        print_json(data)
+        return
+    console.print(
+        f"[bold]{rec.name}[/bold] {rec.version} ({rec.id[:12]}) {rec.status}, "
+        f"by {rec.author or 'anonymous'} ({rec.created_by})",
+        highlight=False,
+    )
+    console.print(spec.purpose, highlight=False, soft_wrap=True)
+    if score:
+        console.print(
+            _score_table(
+                {
+                    "total": score.total,
+                    "weights": score.weights,
+                    "components": score.components,
+                    "note": score.components.get("_note", ""),
+                }
+            )
+        )
+    for r in reports:
+        console.print(
+            f"report {r.purpose} on {r.model}: success {r.success_rate:.3f} "
+            f"({r.created_at:%Y-%m-%d %H:%M})",
+            highlight=False,
+        )
+    if ratings:
+        mean = sum(r.stars for r in ratings) / len(ratings)
+        console.print(f"rated {mean:.1f}/5 by {len(ratings)} key(s)", highlight=False)
+    if matrix:
+        console.print(_matrix_table(cells))
+
+
+def _matrix_table(cells: list[dict[str, Any]]) -> Table:
+    table = Table(title="compatibility")
+    for col in ("model", "status", "score", "passed", "seconds", "incompatibility", "message"):
+        table.add_column(col, justify="right" if col in ("score", "passed", "seconds") else "left")
+    for c in cells:
+        table.add_row(
+            c["model_name"],
+            c["status"],
+            fmt(c["score"], ".3f"),
+            f"{c['passed']}/{c['total']}",
+            fmt(c["seconds"], ".2f"),
+            c["incompatibility"] or "",
+            (c["message"] or "")[:80],
+        )
+    return table
+
+
+@app.command()
+def compat(
+    agent: str = typer.Argument(..., help="Spec file, stored id prefix or name[@version]."),
+    models: list[str] = typer.Option(..., "--models", "-m", help="Model configurations."),
+    repeats: int = SeedsOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Run the agent's tests on each model; store and show the compatibility matrix."""
+    cfg = settings()
+    with _market(cfg) as market:
+        spec = _spec(market, agent)
+        sources: dict[str, RunnerSource] = {}
+        for name in dict.fromkeys(models):
+            sources[name] = _source(cfg, name)
+        cells = asyncio.run(market.compat(spec, sources, seeds=range(repeats)))
+    data = [c.model_dump(mode="json", by_alias=True) for c in cells]
+    if as_json:
+        print_json(data)
+    else:
+        console.print(f"{spec.name} {spec.version} ({spec.short_id})", highlight=False)
+        console.print(_matrix_table(data))
+
+
+def _source(cfg: Settings, name: str) -> RunnerSource:
+    # Resolving the name is part of loading: an unknown model or a missing file is
+    # that configuration's load failure, not the end of the whole matrix.
+    def factory() -> contextlib.AbstractAsyncContextManager[AgentRunner]:
+        return _open(cfg, name)
+
+    return factory
+
+
+@app.command("recommend-model")
+def recommend_model(
+    agent: str = typer.Argument(..., help="Stored id prefix, name[@version] or spec file."),
+    top: int = typer.Option(3, "--top", min=1, help="How many models."),
+    as_json: bool = JsonOption,
+) -> None:
+    """The best models for an agent, from its stored compatibility matrix."""
+    with _market(settings()) as market:
+        rec = market.agents.get(load_spec(agent).id) if _is_file(agent) else market.record(agent)
+        best = market.recommend_model(rec.id, top=top)
+    if as_json:
+        print_json({"agent_id": rec.id, "recommended": best})
+        return
+    if not best:
+        raise HainetError(
+            f"no compatible model measured for {rec.name} {rec.version}",
+            hint=f"hainet agents compat {rec.name} --models A B",
+        )
+    for i, b in enumerate(best, 1):
+        console.print(
+            f"{i}. {b['model']}: success {fmt(b['score'], '.3f')} ({b['passed']}/{b['total']}), "
+            f"{b['seconds']:.2f} s",
+            highlight=False,
+        )
