@@ -11,6 +11,8 @@ from pathlib import Path
 
 import typer
 
+from hainet.cli import agents as _agents
+from hainet.cli import agents_evolve as _agents_evolve
 from hainet.cli import bench as _bench
 from hainet.cli import models as _models
 from hainet.cli import report as _report
@@ -43,6 +45,9 @@ app.command("report")(_report.report)
 app.add_typer(_models.app, name="models")
 app.add_typer(_runs.app, name="runs")
 app.add_typer(_sandbox.app, name="sandbox")
+app.add_typer(_agents.app, name="agents")
+_agents.app.command("evolve")(_agents_evolve.evolve)
+_agents.app.command("cross")(_agents_evolve.cross)
 
 # Options that take several values: `--models A B` as well as `--models A --models B`.
 MULTI_VALUE = {
