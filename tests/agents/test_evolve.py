@@ -67,7 +67,7 @@ def runner(fn: Any) -> AgentRunner:
 
 def answers_with_examples(req: Request) -> str:
     """Right only when the prompt shows at least one example (few-shot fixes it)."""
-    if "Input:" in (req.prompt or ""):
+    if (req.prompt or "").count("Q: ") > 1 or "Input:" in (req.prompt or ""):
         return str(ANSWERS[question(req)])
     return "I do not know"
 
@@ -288,13 +288,26 @@ def test_few_shot_does_not_teach_a_step_the_wrong_output() -> None:
 
 
 def test_few_shot_adds_an_examples_slot_and_caps_examples() -> None:
-    spec = make_spec(template="Q: {input}\nA:")
+    spec = make_spec(template="Add the numbers.\nQ: {input}\nA:")
     change = ops.few_shot(spec, random.Random(0), trainset=TRAIN * 1, failures=failures(TRAIN))
     assert change is not None
     step = change.spec.workflow[0]
     assert isinstance(step, GenerateStep)
     assert step.template.startswith("{examples}")
     assert 0 < len(step.examples) <= ops.MAX_EXAMPLES
+    # The first examples are shown in the prompt's own words, not "Input:/Output:".
+    assert step.example_template == "Q: {input}\nA: {output}\n\n"
+    # A format the author chose is kept.
+    custom = make_spec(template="Q: {input}\nA:", example_template="{input} = {output}\n")
+    kept = ops.few_shot(custom, random.Random(0), trainset=TRAIN, failures=failures(TRAIN))
+    assert kept is not None
+    assert kept.spec.workflow[0].example_template == "{input} = {output}\n"  # type: ignore[union-attr]
+
+
+def test_example_format_needs_text_after_the_input() -> None:
+    assert ops.example_format(make_spec(template="{input}").workflow[0]) is None  # type: ignore[arg-type]
+    step = make_spec(template="{examples}Review: {input}\nSentiment:").workflow[0]
+    assert ops.example_format(step) == "Review: {input}\nSentiment: {output}\n\n"  # type: ignore[arg-type]
 
 
 async def test_rewrite_prompt_keeps_the_variables_or_is_discarded() -> None:

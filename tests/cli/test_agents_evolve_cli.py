@@ -33,7 +33,7 @@ def respond(req: Request) -> str:
     """Right only when the prompt shows an example: few-shot fixes the agent."""
     prompt = req.prompt or ""
     q = re.findall(r"Q: (.*)\n", prompt)[-1]
-    return str(ANSWERS[q]) if "Input:" in prompt else "no idea"
+    return str(ANSWERS[q]) if prompt.count("Q: ") > 1 or "Input:" in prompt else "no idea"
 
 
 @pytest.fixture

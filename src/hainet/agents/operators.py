@@ -47,6 +47,7 @@ __all__ = [
     "add_tool",
     "answer_step",
     "combinations",
+    "example_format",
     "as_text",
     "bump_version",
     "few_shot",
@@ -251,6 +252,29 @@ def _example_output(step: GenerateStep, target: Any) -> str | None:
     return as_text(target)
 
 
+_DEFAULT_EXAMPLE_TEMPLATE = GenerateStep.model_fields["example_template"].default
+
+
+def example_format(step: GenerateStep) -> str | None:
+    """An example template in the words of ``step``'s prompt, or None if unclear.
+
+    ``"{examples}Review: {input}\nSentiment:"`` gives ``"Review: {input}\nSentiment:
+    {output}\n\n"``: the part of the template from the line holding ``{input}`` on,
+    with the answer after it.  Only when the step still has the default format and
+    that part uses no variable but ``{input}``.
+    """
+    if step.example_template != _DEFAULT_EXAMPLE_TEMPLATE:
+        return None  # the author chose a format: keep it
+    body = step.template.replace("{examples}", "")
+    at = body.find("{input}")
+    if at < 0:
+        return None
+    tail = body[body.rfind("\n", 0, at) + 1 :].rstrip()
+    if template_vars(tail) != {"input"} or tail.endswith("{input}"):
+        return None  # nothing after the input to put the answer behind
+    return tail + " {output}\n\n"
+
+
 def few_shot(
     spec: AgentSpec,
     rng: random.Random,
@@ -288,15 +312,18 @@ def few_shot(
         return None
     examples = (new + list(step.examples))[:max_examples]
     template = step.template
-    # A step without an {examples} slot gets one in front, in its own rendering format.
+    # A step without an {examples} slot gets one in front.
     if "examples" not in template_vars(template):
         template = "{examples}" + template
-    child = _replace_step(
-        spec,
-        step.id,
-        examples=[e.model_dump() for e in examples],
-        template=template,
-    )
+    changes: dict[str, Any] = {"examples": [e.model_dump() for e in examples], "template": template}
+    if not step.examples:
+        # The first examples set the format: shown in the template's own words, a base
+        # model continues the pattern; generic "Input:/Output:" lines next to a
+        # "Review: ...\nSentiment:" prompt only confuse it.
+        fmt = example_format(step)
+        if fmt is not None:
+            changes["example_template"] = fmt
+    child = _replace_step(spec, step.id, **changes)
     if child is None:
         return None
     return Change(child, f"{len(new)} {source} train case(s) as examples of step {step.id!r}")
