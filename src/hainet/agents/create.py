@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import jsonschema
 
@@ -113,8 +113,8 @@ def proposal_schema(split: Split) -> dict[str, Any]:
     return {
         "type": "object",
         "properties": {
-            "name": {"type": "string", "minLength": 3, "maxLength": 40},
-            "instruction": {"type": "string", "minLength": 10, "maxLength": 160},
+            "name": {"type": "string", "minLength": 3, "maxLength": 60},
+            "instruction": {"type": "string", "minLength": 10, "maxLength": 300},
             "examples": {
                 "type": "array",
                 "items": {"type": "integer", "enum": list(range(k))},
@@ -272,31 +272,80 @@ def creator_prompt(purpose: str, split: Split) -> str:
     return "\n".join(parts)
 
 
+class Proposal(NamedTuple):
+    raw: str
+    """The creator's text (of the last attempt)."""
+    value: dict[str, Any] | None
+    error: str | None
+    constrained: bool
+    """Whether the grammar was needed (the free attempt did not fit the schema)."""
+
+
+def _first_object(text: str) -> dict[str, Any] | None:
+    start = text.find("{")
+    if start < 0:
+        return None
+    try:
+        value = json.JSONDecoder().raw_decode(text[start:])[0]
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _grammar_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    # String length bounds become long chains of optional grammar rules; the token
+    # budget bounds the strings here and assemble() checks the lengths afterwards.
+    props = {
+        k: {"type": "string"} if v.get("type") == "string" else v
+        for k, v in schema["properties"].items()
+    }
+    return {**schema, "properties": props}
+
+
 async def propose(
     creator: Backend, purpose: str, split: Split, *, seed: int, temperature: float
-) -> tuple[str, dict[str, Any] | None, str | None]:
-    """One proposal from the creator: (raw text, parsed object or None, error or None)."""
+) -> Proposal:
+    """One proposal from the creator, valid under :func:`proposal_schema` or an error.
+
+    First unconstrained, stopping at the end of the line: a few-shot base model
+    usually continues the pattern, and llama.cpp's grammar sampler checks the whole
+    vocabulary (262k tokens for gemma-3) at every step, measured 10-20x slower per
+    token here.  Only an answer that does not fit the schema is asked again under the
+    grammar.  At temperature 0 the two give the same answer whenever the free one
+    fits, since every token of it was allowed.
+    """
     text = creator_prompt(purpose, split)
-    params = GenerationParams(
-        temperature=temperature, max_tokens=256, seed=seed, json_schema=proposal_schema(split)
-    )
-    if creator.spec.mode == "chat":
-        request = Request(messages=(Message("user", text),), params=params)
-    else:
-        request = Request(prompt=text + " ", params=params)
-    try:
-        completion = await creator.generate(request)
-    except BackendError as exc:
-        return "", None, f"creator failed: {exc}"
-    raw = completion.text
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        # Usually the token budget ran out inside the object.
-        return raw, None, f"not JSON ({exc.msg} at {exc.pos}; finish {completion.finish_reason})"
-    if not isinstance(value, dict):
-        return raw, None, f"not a JSON object: {type(value).__name__}"
-    return raw, value, None
+    schema = proposal_schema(split)
+    free = GenerationParams(temperature=temperature, max_tokens=160, seed=seed, stop=("\n",))
+    attempts = [free]
+    if creator.supports_json_schema:
+        attempts.append(free.replace(stop=(), json_schema=_grammar_schema(schema)))
+    raw, error = "", "no attempt"
+    for params in attempts:
+        if creator.spec.mode == "chat":
+            request = Request(messages=(Message("user", text),), params=params)
+        else:
+            request = Request(prompt=text + " ", params=params)
+        try:
+            completion = await creator.generate(request)
+        except BackendError as exc:
+            return Proposal(raw, None, f"creator failed: {exc}", params.json_schema is not None)
+        raw = completion.text
+        value = _first_object(raw)
+        if value is None:
+            # Under the grammar, usually the token budget ran out inside the object.
+            error = f"no JSON object (finish {completion.finish_reason}): {raw[:80]!r}"
+            continue
+        problems = sorted(jsonschema.Draft202012Validator(schema).iter_errors(value), key=str)
+        if not problems:
+            return Proposal(raw, value, None, params.json_schema is not None)
+        where = ".".join(str(p) for p in problems[0].absolute_path) or "proposal"
+        error = f"{where}: {problems[0].message}"
+        if params.json_schema is not None:
+            # The grammar kept the shape; only a length bound can be off: let assemble
+            # report it against the spec.
+            return Proposal(raw, value, None, True)
+    return Proposal(raw, None, error, len(attempts) > 1)
 
 
 # -- candidates and the result ----------------------------------------------------
@@ -317,6 +366,9 @@ class Candidate:
     spec: AgentSpec | None
     error: str | None = None
     """Why the proposal did not become a valid spec (None when it did)."""
+    constrained: bool = False
+    """The creator's free answer did not fit the schema; it was asked again under the
+    grammar."""
     report: TestReport | None = None
     duplicate_of: str | None = None
     """Label of an earlier candidate with the same spec id (tested once)."""
@@ -341,6 +393,7 @@ class Candidate:
             "seed": self.seed,
             "creator_temperature": self.creator_temperature,
             "valid": self.valid,
+            "constrained": self.constrained,
             "error": self.error,
             "proposal": self.proposal,
             "raw": self.raw,
@@ -407,6 +460,7 @@ class CreateResult:
             },
             "proposals": self.proposals,
             "proposals_valid": self.proposals_valid,
+            "proposals_constrained": sum(1 for c in self.candidates if c.constrained),
             "best": self.best.label,
             "best_is_baseline": self.best.source == "baseline",
             "best_success_rate": self.best_rate,
@@ -462,18 +516,21 @@ async def create_agent(
         label = f"model-{i + 1}"
         temp = 0.0 if i == 0 else 0.7
         say(f"{label}: asking {creator.spec.name} for a proposal (seed {seed + i}, t={temp:g})")
-        raw, proposal, error = await propose(
-            creator, purpose, split, seed=seed + i, temperature=temp
-        )
+        got = await propose(creator, purpose, split, seed=seed + i, temperature=temp)
         spec: AgentSpec | None = None
-        if proposal is not None:
+        error = got.error
+        if got.value is not None:
             try:
-                spec = assemble(proposal, label=label, **common)
+                spec = assemble(got.value, label=label, **common)
             except ValidationError as exc:
                 error = str(exc)
         if error:
             say(f"{label}: invalid proposal: {error}")
-        made.append(Candidate(label, "model", seed + i, temp, raw, proposal, spec, error))
+        made.append(
+            Candidate(
+                label, "model", seed + i, temp, got.raw, got.value, spec, error, got.constrained
+            )
+        )
     tested: dict[str, Candidate] = {}
     for n, cand in enumerate(made):
         if cand.spec is None:
