@@ -222,3 +222,141 @@ def test_compat_matrix_classifies_and_recommends(market: Marketplace) -> None:
     assert [r["model"] for r in rec] == ["good", "half"]  # incompatible ones never
     assert market.recommend_model(spec.id, top=1)[0]["score"] == 1.0
     assert len(market.matrix(spec.id)) == 5
+
+
+# -- the real bundled model -------------------------------------------------------
+
+NUMBER_SCHEMA = {
+    "type": "object",
+    "properties": {"number": {"type": "integer"}},
+    "required": ["number"],
+}
+NUMBER_EXAMPLES = [
+    ("The box weighs 12 kilograms.", 12),
+    ("She ran 5 miles today.", 5),
+    ("There are 31 days in May.", 31),
+]
+
+
+def number_data(examples: int = 3, tests: int = 3) -> dict[str, Any]:
+    shots = [
+        {"input": s, "output": f'{{"number": {n}}}'} for s, n in (NUMBER_EXAMPLES * 4)[:examples]
+    ]
+    cases = [("My cat is 9 years old.", 9), ("We planted 27 trees.", 27), ("Gate 4 is open.", 4)]
+    return {
+        "name": "number-extractor",
+        "purpose": "Extract the number mentioned in a sentence as JSON.",
+        "capabilities": ["extraction", "json"],
+        "workflow": [
+            {
+                "id": "ask",
+                "kind": "generate",
+                "template": "{examples}Sentence: {input}\nJSON:",
+                "examples": shots,
+                "example_template": "Sentence: {input}\nJSON: {output}\n\n",
+                "json_schema": NUMBER_SCHEMA,
+                "max_tokens": 12,
+                "parser": "json",
+                "output": "call",
+            }
+        ],
+        "output": "call",
+        "tests": [
+            {"id": f"n{i}", "input": s, "target": {"number": n}, "scorer": "exact"}
+            for i, (s, n) in enumerate(cases[:tests])
+        ],
+    }
+
+
+@pytest.mark.model
+def test_real_model_gate_publishes_a_good_agent_and_refuses_a_bad_one(
+    market: Marketplace,
+) -> None:
+    from hainet.agents.workflow import open_runner
+    from hainet.backends import Catalog
+    from hainet.config import load_settings
+
+    good = parse_spec(number_data())
+    # A base model of 270M parameters does not know capitals (FIELD-NOTES.md).
+    bad = parse_spec(
+        {
+            "name": "capitals",
+            "purpose": "Name the capital city of a country.",
+            "workflow": [
+                {
+                    "id": "ask",
+                    "kind": "generate",
+                    "template": "Q: What is the capital of {input}?\nA:",
+                    "max_tokens": 4,
+                    "parser": "first_line",
+                    "output": "city",
+                }
+            ],
+            "output": "city",
+            "tests": [
+                {"id": "fr", "input": "France", "target": "Paris"},
+                {"id": "jp", "input": "Japan", "target": "Tokyo"},
+            ],
+        }
+    )
+
+    async def go() -> tuple[Any, BaseException | None]:
+        model = Catalog(load_settings()).resolve("gemma-3-270m")
+        async with open_runner(model) as r:
+            published = await market.publish(good, r)
+            try:
+                await market.publish(bad, r)
+            except PublishRefused as exc:
+                return published, exc
+        return published, None
+
+    published, refused = run(go())
+    assert published.record.status == "published" and published.success_rate > 0.8
+    assert published.reports[0].model == "gemma-3-270m"
+    gate = market.agents.reports(good.id, purpose="gate")
+    assert len(gate) == 1 and gate[0].success_rate == published.success_rate
+    assert len(gate[0].report["outcomes"]) == 3
+    assert published.score.components["performance"]["mean_latency_s"] > 0
+    assert isinstance(refused, PublishRefused) and refused.rate <= 0.8
+    assert f"success rate {refused.rate:.3f}" in str(refused)
+    assert market.record(bad.id).status == "draft"
+
+
+@pytest.mark.model
+def test_real_model_compat_matrix_over_two_configurations(
+    hainet_home: Path, bundled_gguf: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from hainet.cli import agents as agents_cli
+
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\0" * 64)
+    (hainet_home / "config.toml").write_text(
+        f'[models.gemma-ctx128]\npath = "{bundled_gguf}"\nn_ctx = 128\n\n'
+        f'[models.broken]\npath = "{broken}"\n'
+    )
+    spec_file = tmp_path / "numbers.yaml"
+    # Nine few-shot examples: about 150 prompt tokens, more than a 128-token context.
+    import yaml
+
+    spec_file.write_text(yaml.safe_dump(number_data(examples=9, tests=2)))
+    cli = CliRunner()
+    res = cli.invoke(
+        agents_cli.app,
+        ["compat", str(spec_file), "-m", "gemma-3-270m", "-m", "gemma-ctx128", "-m", "broken"],
+    )
+    assert res.exit_code == 0, res.output
+    res = cli.invoke(agents_cli.app, ["show", "number-extractor", "--json"])
+    import json
+
+    cells = {c["model_name"]: c for c in json.loads(res.output)["compatibility"]}
+    ok = cells["gemma-3-270m"]
+    assert ok["status"] == "ok" and ok["total"] == 2 and ok["seconds"] > 0
+    assert ok["model_config"]["n_ctx"] == 2048
+    small = cells["gemma-ctx128"]
+    assert small["incompatibility"] == "context_overflow"
+    assert "context" in small["message"] and small["model_config"]["n_ctx"] == 128
+    assert cells["broken"]["incompatibility"] == "load_failure"
+    res = cli.invoke(agents_cli.app, ["recommend-model", "number-extractor", "--json"])
+    assert [b["model"] for b in json.loads(res.output)["recommended"]] == ["gemma-3-270m"]
