@@ -28,8 +28,10 @@ from pydantic import ValidationError as PydanticValidationError
 
 from hainet.agents.evolve import OPERATORS
 from hainet.agents.operators import DEFAULT_REWRITE_TEMPLATE
-from hainet.errors import ValidationError
+from hainet.backends.base import Backend
+from hainet.errors import BackendError, ValidationError
 from hainet.hyper.history import OperatorPayoff, improvement_rate
+from hainet.types import GenerationParams, Message, Request
 
 __all__ = [
     "DEFAULT_OPERATORS",
@@ -39,6 +41,7 @@ __all__ = [
     "TrialVerdict",
     "apply_change",
     "judge_trial",
+    "model_rewriter",
     "propose_change",
 ]
 
@@ -252,3 +255,42 @@ def judge_trial(
         + ("kept (" + ("better" if better else "faster") + ")" if keep else "reverted")
     )
     return TrialVerdict(keep=keep, before=rb, after=ra, reason=reason)
+
+
+_META_PROMPT = """\
+Below is an instruction that asks a language model to rewrite a prompt template.
+Improve the instruction so the rewritten templates work better. Keep the
+placeholders {{purpose}}, {{template}}, {{variables}} and {{failures}} exactly.
+
+Instruction:
+<<<
+{current}
+>>>
+
+Improved instruction:
+<<<
+"""
+
+
+def model_rewriter(backend: Backend, *, max_tokens: int = 384, seed: int = 0) -> Rewriter:
+    """A :data:`Rewriter` that asks ``backend`` to rewrite the rewrite template.
+
+    What it returns is used only if it keeps the placeholders (checked by
+    :func:`propose_change`) and only stays if the trial shows it pays.
+    """
+
+    async def rewrite(current: str) -> str:
+        params = GenerationParams(temperature=0.7, max_tokens=max_tokens, seed=seed, stop=(">>>",))
+        prompt = _META_PROMPT.format(current=current)
+        request = (
+            Request(messages=(Message("user", prompt),), params=params)
+            if backend.spec.mode == "chat"
+            else Request(prompt=prompt, params=params)
+        )
+        try:
+            completion = await backend.generate(request)
+        except BackendError:
+            return current
+        return completion.text.split(">>>")[0].strip()
+
+    return rewrite
