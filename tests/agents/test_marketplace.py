@@ -360,3 +360,40 @@ def test_real_model_compat_matrix_over_two_configurations(
     assert cells["broken"]["incompatibility"] == "load_failure"
     res = cli.invoke(agents_cli.app, ["recommend-model", "number-extractor", "--json"])
     assert [b["model"] for b in json.loads(res.output)["recommended"]] == ["gemma-3-270m"]
+
+
+CODE_CASES = {
+    "crash": "def run(x):\n    raise RuntimeError('boom')\n",
+    "loop": "def run(x):\n    while True:\n        pass\n",
+    "escape": (
+        "def run(x):\n"
+        "    import socket\n"
+        "    socket.create_connection(('1.1.1.1', 53), timeout=1)\n"
+        "    return open('/etc/shadow').read()\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CODE_CASES))
+def test_agent_code_that_crashes_loops_or_escapes_is_contained_and_refused(
+    market: Marketplace, agent_sandbox: Any, kind: str
+) -> None:
+    from hainet.sandbox import Limits
+
+    spec = parse_spec(
+        {
+            "name": f"bad-{kind}",
+            "purpose": "Misbehave.",
+            "workflow": [{"id": "go", "kind": "code", "output": "out"}],
+            "output": "out",
+            "code": CODE_CASES[kind],
+            "tests": [{"id": "t", "input": "x", "target": "x"}],
+        }
+    )
+    boxed = AgentRunner(MockBackend.scripted([]), sandbox=agent_sandbox, limits=Limits(timeout=2.0))
+    with pytest.raises(PublishRefused, match=r"success rate 0\.000") as exc:
+        run(market.publish(spec, boxed))
+    outcome = exc.value.report.outcomes[0]
+    assert outcome.score == 0.0 and outcome.error
+    assert outcome.error_kind == ("sandbox_limit" if kind == "loop" else "code")
+    assert market.record(spec.id).status == "draft"
