@@ -12,8 +12,10 @@ from pathlib import Path
 import typer
 
 from hainet.cli import agents as _agents
+from hainet.cli import agents_create as _agents_create
 from hainet.cli import agents_evolve as _agents_evolve
 from hainet.cli import bench as _bench
+from hainet.cli import hyper as _hyper
 from hainet.cli import models as _models
 from hainet.cli import report as _report
 from hainet.cli import runs as _runs
@@ -46,6 +48,8 @@ app.add_typer(_models.app, name="models")
 app.add_typer(_runs.app, name="runs")
 app.add_typer(_sandbox.app, name="sandbox")
 app.add_typer(_agents.app, name="agents")
+app.add_typer(_hyper.app, name="hyper")
+_agents.app.command("create")(_agents_create.create)
 _agents.app.command("evolve")(_agents_evolve.evolve)
 _agents.app.command("cross")(_agents_evolve.cross)
 
