@@ -89,7 +89,7 @@ def test_publish_passes_the_gate_stores_results_score_and_vector(market: Marketp
     assert score is not None and score.total == result.score.total > 0
     assert score.components["versatility"]["other_models_rate"] == 0.8
     assert score.components["stability"]["value"] == 1.0
-    assert market.agents.index_state().vectors == 1
+    assert len(market.agents.vectors()[0]) == 1
     hits = market.search("Repeat the input word. (copying)", threshold=0.99)
     assert [h.agent_id for h in hits] == [spec.id]
     assert hits[0].score == pytest.approx(score.total, abs=1e-4)
@@ -102,7 +102,7 @@ def test_the_gate_refuses_with_the_measured_rate(market: Marketplace) -> None:
     assert e.value.rate == pytest.approx(0.6) and "t1" in str(e.value)
     assert market.record(spec.id).status == "draft"
     assert [r.success_rate for r in market.agents.reports(spec.id, purpose="gate")] == [0.6]
-    assert market.agents.index_state().vectors == 0
+    assert market.agents.vectors()[0] == []
     # Exactly at the threshold is not above it.
     with pytest.raises(PublishRefused):
         run(market.publish(spec, runner({"word1"}), threshold=0.8))

@@ -107,7 +107,7 @@ def test_reports_scores_and_index_state(agents: AgentStore) -> None:
     before = agents.index_state()
     agents.add_score(s.id, weights={"a": 1.0}, components={"a": {"value": 0.4}}, total=0.4)
     after_score = agents.index_state()
-    assert after_score != before and after_score.vectors == 0
+    assert after_score != before and after_score.last_vector == 0
     agents.add_score(s.id, weights={"a": 1.0}, components={}, total=0.9)
     latest = agents.latest_score(s.id)
     assert latest is not None and latest.total == 0.9
@@ -115,9 +115,10 @@ def test_reports_scores_and_index_state(agents: AgentStore) -> None:
     v = np.arange(4, dtype=np.float32)
     agents.set_embedding(s.id, model="m", text="t", vector=v)
     state = agents.index_state()
-    assert state.vectors == 1 and state != after_score
+    assert state.last_vector == 1 and state != after_score
     agents.set_embedding(s.id, model="m", text="t", vector=v * 2)  # replaced, not added
-    assert agents.index_state().vectors == 1 and agents.index_state() != state
+    assert agents.index_state() != state  # replaced: a new, higher id
+    assert len(agents.vectors()[0]) == 1
     ids, matrix = agents.vectors()
     assert ids == [s.id] and matrix.dtype == np.float32
     np.testing.assert_array_equal(matrix[0], v * 2)

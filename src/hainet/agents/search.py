@@ -206,7 +206,11 @@ class SearchIndex:
                 kth = float(np.partition(rank, idx.size - top)[idx.size - top])
                 if w_sim + w_score * float(self._scores[start]) < kth:
                     break
-            chunk = self._matrix[start : start + _CHUNK] @ q
+            # einsum, not `@`: BLAS wakes its thread team for every call, and on a
+            # busy machine that wait dominated (13 chunks of 8192 rows: 152 ms with
+            # `@`, 25 ms with einsum; one full-matrix `@` 40 ms; load average 8 on
+            # 2 cores).  The product is memory-bound, so one thread loses nothing.
+            chunk = np.einsum("ij,j->i", self._matrix[start : start + _CHUNK], q)
             (found,) = np.nonzero(chunk > threshold)
             if found.size == 0:
                 continue

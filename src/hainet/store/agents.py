@@ -225,9 +225,8 @@ class CompatRecord(_Record):
 
 
 class IndexState(NamedTuple):
-    """Changes whenever the search index or a score changes (cheap to read)."""
+    """Changes whenever a search vector or a score is written (cheap to read)."""
 
-    vectors: int
     last_vector: int
     last_score: int
 
@@ -541,15 +540,14 @@ class AgentStore:
                 conn.execute(sa.insert(embeddings), rows)
 
     def index_state(self) -> IndexState:
-        """Cheap: two max() on primary keys and a count; see ``agents/search.py``."""
+        """Two max() on primary keys: microseconds at any size.  No count(*): it
+        scans an index (7 ms at 100,000 agents, 24 ms together with a max()).
+        Vectors are only ever replaced with higher ids (set_embeddings), so a
+        write always raises a max."""
         with self.store._guard("read the search index state"), self.store._read() as conn:
-            n, last = conn.execute(
-                sa.select(sa.func.count(), sa.func.coalesce(sa.func.max(embeddings.c.id), 0))
-            ).one()
-            last_score = conn.execute(
-                sa.select(sa.func.coalesce(sa.func.max(scores.c.id), 0))
-            ).scalar()
-        return IndexState(int(n), int(last), int(last_score or 0))
+            last = conn.execute(sa.select(sa.func.max(embeddings.c.id))).scalar()
+            last_score = conn.execute(sa.select(sa.func.max(scores.c.id))).scalar()
+        return IndexState(int(last or 0), int(last_score or 0))
 
     def vectors(self) -> tuple[list[str], npt.NDArray[np.float32]]:
         """Every stored search vector: agent ids and an ``(n, d)`` float32 matrix."""
