@@ -63,22 +63,24 @@ MAX_EXAMPLES = 6
 """Few-shot examples per step at most: each one costs prompt tokens on every call."""
 
 DEFAULT_REWRITE_TEMPLATE = """\
-You improve prompt templates for a small language model.
-Agent purpose: {purpose}
+Improve prompt templates so that a small language model answers correctly. An improved \
+template states the task plainly, says what form the answer takes, and keeps every \
+placeholder in braces.
 
-Current template:
-<<<
-{template}
->>>
+Purpose: Translate an English word into French.
+Template: {input} in French:
+Placeholders: {input}
+Wrong answers:
+- "cat": expected "chat", got "cat is a small animal"
+Improved: {"template": "Translate the English word into French. Answer with one word.\
+\\nEnglish: {input}\\nFrench:"}
 
-The template must keep these placeholders exactly as written: {variables}.
-
-Cases the agent got wrong with this template:
+Purpose: {purpose}
+Template: {template}
+Placeholders: {variables}
+Wrong answers:
 {failures}
-
-Write a better template that makes the model answer these cases correctly.
-Answer as JSON: {"template": "..."}
-JSON: """
+Improved: """
 """The proposer's prompt.  ``{purpose}``, ``{template}``, ``{variables}`` and
 ``{failures}`` are filled by plain replacement, so other braces (JSON) stay."""
 
@@ -176,15 +178,17 @@ def _rewrite_prompt_text(
     for case, outcome in cases[:4]:
         got = outcome.output or f"(error: {outcome.error})"
         lines.append(
-            f"Input: {as_text(case.input)[:300]}\nExpected: {as_text(case.target)[:200]}\n"
-            f"Got: {got[:200]}\n"
+            f"- {json.dumps(as_text(case.input)[:300], ensure_ascii=False)}: expected "
+            f"{json.dumps(as_text(case.target)[:200], ensure_ascii=False)}, got "
+            f"{json.dumps(got[:200], ensure_ascii=False)}"
         )
     needed = sorted(template_vars(step.template))
     fills = {
         "purpose": spec.purpose,
-        "template": step.template,
-        "variables": ", ".join("{" + v + "}" for v in needed) or "(none)",
-        "failures": "\n".join(lines) or "(none recorded)",
+        # As JSON without its quotes: one line, newlines shown as \\n like the answer's.
+        "template": json.dumps(step.template, ensure_ascii=False)[1:-1],
+        "variables": " ".join("{" + v + "}" for v in needed) or "(none)",
+        "failures": "\n".join(lines) or "- (none recorded)",
     }
     # One pass, so a filled-in value that happens to contain "{template}" stays as is.
     return _FILL.sub(lambda m: fills[m.group(1)], template_text)
