@@ -279,6 +279,22 @@ def test_add_tool_routes_a_numeric_answer_through_the_calculator() -> None:
     assert ops.add_tool(calc_spec(), random.Random(0), trainset=TRAIN) is None
 
 
+async def test_add_tool_child_wins_when_the_model_writes_expressions() -> None:
+    # The model writes "a+b" instead of the sum: only the calculator (in the sandbox)
+    # turns that into the answer.
+    def expression(req: Request) -> str:
+        a, b = re.findall(r"what is (\d+) plus (\d+)", question(req))[0]
+        return f"{a}+{b}"
+
+    parent = make_spec(template="Q: {input}\nA:")
+    evolver = Evolver(runner(expression), operators={"add_tool": 1.0})
+    child = await evolver.evolve(parent, trainset=TRAIN, valset=VAL, budget=Budget(candidates=1))
+    assert child is not parent
+    assert [t.builtin for t in child.tools] == ["calculator"]
+    report = (await evolver.evaluate(child, VAL)).report
+    assert report.success_rate == 1.0
+
+
 def test_few_shot_does_not_teach_a_step_the_wrong_output() -> None:
     # The generate step emits an expression, not the number: targets cannot be examples.
     assert (

@@ -443,6 +443,10 @@ def _fresh(name: str, taken: set[str]) -> str:
     return f"{name}_{i}"
 
 
+def _required(parameters: dict[str, Any]) -> list[str]:
+    return list(parameters.get("required") or parameters.get("properties", {}))
+
+
 def add_tool(spec: AgentSpec, rng: random.Random, *, trainset: Sequence[TestCase]) -> Change | None:
     """Route the answer through a built-in tool whose result type fits the targets.
 
@@ -456,17 +460,19 @@ def add_tool(spec: AgentSpec, rng: random.Random, *, trainset: Sequence[TestCase
         return None
     kind = "number" if all(_is_number(t) for t in targets) else None
     have = {t.builtin for t in spec.tools if t.builtin}
+    # One model output can fill exactly one argument: tools needing more are out.
     fits = [
         t
         for t in BUILTIN_TOOLS.values()
-        if kind is not None and _TOOL_RETURNS.get(t.returns) == kind and t.name not in have
+        if kind is not None
+        and _TOOL_RETURNS.get(t.returns) == kind
+        and t.name not in have
+        and len(_required(t.parameters)) == 1
     ]
     if not fits:
         return None
     tool = rng.choice(fits)
-    required = tool.parameters.get("required") or list(tool.parameters.get("properties", {}))
-    if len(required) != 1:
-        return None  # one model output can fill exactly one argument
+    required = _required(tool.parameters)
     names = {s.id for s in spec.workflow} | {
         s.output for s in spec.workflow if hasattr(s, "output")
     }
