@@ -16,7 +16,8 @@ from hainet.config import atomic_write
 from hainet.errors import ConfigError
 from hainet.report.analysis import analyze
 from hainet.report.charts import CHARTS, draw_charts
-from hainet.store import Run
+from hainet.report.hyper import draw_hyper_charts, hyper_analysis, lineage_svg
+from hainet.store import Run, Store
 
 __all__ = ["ReportPaths", "build_report"]
 
@@ -46,7 +47,9 @@ def _template() -> jinja2.Template:
     return env.get_template("report.html.j2")
 
 
-def render_html(analysis: dict[str, Any], charts: dict[str, Path]) -> str:
+def render_html(
+    analysis: dict[str, Any], charts: dict[str, Path], hyper_charts: dict[str, Path] | None = None
+) -> str:
     embedded = [
         (
             name,
@@ -57,32 +60,51 @@ def render_html(analysis: dict[str, Any], charts: dict[str, Path]) -> str:
         )
         for name, path in charts.items()
     ]
+    hyper = [
+        {
+            **run,
+            "chart_data": base64.b64encode((hyper_charts or {})[run["id"]].read_bytes()).decode(
+                "ascii"
+            )
+            if run["id"] in (hyper_charts or {})
+            else None,
+            "lineage": Markup(lineage_svg(run)),
+        }
+        for run in analysis.get("hyper", [])
+    ]
     # Inside <script>, "</" would end the element early.
     data = json.dumps(analysis, default=str).replace("</", "<\\/")
-    return _template().render(a=analysis, charts=embedded, num=_num, analysis_json=Markup(data))
+    return _template().render(
+        a=analysis, charts=embedded, hyper=hyper, num=_num, analysis_json=Markup(data)
+    )
 
 
-def build_report(runs: Sequence[Run], output_dir: Path) -> ReportPaths:
+def build_report(
+    runs: Sequence[Run], output_dir: Path, *, hyper_store: Store | None = None
+) -> ReportPaths:
     """Analyse ``runs`` and write the charts, ``analysis.json`` and ``report.html``.
 
-    Reads only the runs given (never a backend).  Raises :class:`ConfigError` when
-    none of them completed.
+    Reads only the runs given (never a backend), and with ``hyper_store`` the hyper
+    runs in it (score over generations, lineage tree).  Raises :class:`ConfigError`
+    when none of the runs completed.
     """
     analysis = analyze(runs)
     if not analysis["runs"]:
         raise ConfigError("no completed runs to report on", hint="run `hainet bench` first")
     output_dir.mkdir(parents=True, exist_ok=True)
     charts, skipped = draw_charts(analysis, output_dir)
+    analysis["hyper"] = hyper_analysis(hyper_store) if hyper_store is not None else []
+    hyper_charts = draw_hyper_charts(analysis["hyper"], output_dir)
     analysis["charts"] = {name: path.name for name, path in charts.items()}
     analysis["skipped"] = skipped
     analysis_path = output_dir / "analysis.json"
     atomic_write(analysis_path, json.dumps(analysis, indent=2, default=str) + "\n")
     html_path = output_dir / "report.html"
-    atomic_write(html_path, render_html(analysis, charts))
+    atomic_write(html_path, render_html(analysis, charts, hyper_charts))
     return ReportPaths(
         output_dir=output_dir,
         html=html_path,
         analysis=analysis_path,
-        charts=charts,
+        charts={**charts, **{f"hyper-{k[:8]}": v for k, v in hyper_charts.items()}},
         skipped=skipped,
     )
