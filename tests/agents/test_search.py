@@ -117,3 +117,27 @@ def test_the_matrix_is_reloaded_only_when_the_index_changes(tmp_path: Path) -> N
     assert index.refresh() is True  # a new score changes the ranking too
     vec = embed([index_text(second)])[0]
     assert index.search_vector(vec, threshold=0.9)[0].agent_id == second.id
+
+
+def test_the_prefilter_is_exact(tmp_path: Path) -> None:
+    # 20,000 vectors in clusters (like purposes that many agents share) and random
+    # scores: the prefiltered scan must return exactly what a full scan does.
+    rng = np.random.default_rng(1)
+    centres = rng.standard_normal((300, 384)).astype(np.float32)
+    rows = centres[rng.integers(0, 300, 20_000)] + 0.6 * rng.standard_normal((20_000, 384))
+    rows = (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+    index = SearchIndex(AgentStore(Store(f"sqlite:///{tmp_path / 'h.db'}")))
+    index._ids = [str(i) for i in range(len(rows))]
+    index._matrix = rows
+    index._scores = rng.uniform(0, 1, len(rows)).astype(np.float32)
+    index._project()
+    assert index._basis is not None
+    for q in [rows[5], centres[7] / np.linalg.norm(centres[7]), rng.standard_normal(384)]:
+        q = (q / np.linalg.norm(q)).astype(np.float32)
+        for threshold in (0.0, 0.3, 0.5, 0.7, 0.9):
+            idx, sims, rank = index._scan(q, threshold, 10, 0.4, 0.6)
+            full = rows @ q
+            passing = np.nonzero(full > threshold)[0]
+            want = passing[np.argsort(-(0.4 * full[passing] + 0.6 * index._scores[passing]))][:10]
+            assert sorted(idx.tolist()) == sorted(want.tolist())
+            np.testing.assert_allclose(sims, full[idx], atol=1e-5)

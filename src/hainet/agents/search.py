@@ -7,10 +7,11 @@ same way; agents whose cosine similarity is above ``threshold`` are ranked by
 ``0.4 x similarity + 0.6 x score`` (the agent's latest stored total score, 0 when it
 has none) and the ``top`` are returned.
 
-The vectors are kept in memory as one float32 matrix, so a search is one
-matrix-vector product; the matrix is reloaded only when the store's index changed
-(:meth:`AgentStore.index_state`: a count and two max() on primary keys, cheap even
-with 100,000 agents), so another process publishing is seen by the next search.
+The vectors are kept in memory as one float32 matrix, reloaded only when the store's
+index changed (:meth:`AgentStore.index_state`: two max() on primary keys, cheap at
+any size), so another process publishing is seen by the next search.  From 4,096
+agents on, an exact prefilter on the vectors' 64 principal directions spares reading
+most of the matrix (:meth:`SearchIndex._scan`).
 """
 
 from __future__ import annotations
@@ -42,8 +43,14 @@ DEFAULT_TOP = 10
 SIMILARITY_WEIGHT = 0.4
 SCORE_WEIGHT = 0.6
 
-# Rows per step of the scan: 8192 x 384 float32 is 12 MiB, a few milliseconds.
-_CHUNK = 8192
+# The prefilter (see SearchIndex._scan): used from this many agents on, with this
+# many principal directions found from a sample of this many vectors.  64 of 384
+# dimensions: 6x less memory read per search; fewer let too many rows through.
+_PREFILTER_MIN = 4096
+_DIMS = 64
+_SAMPLE = 5000
+# float32 rounding of the bound is far below this; it only ever lets more rows in.
+_SLACK = 1e-4
 
 Embedder = Callable[[Sequence[str]], npt.NDArray[np.float32]]
 
@@ -84,6 +91,9 @@ class SearchIndex:
         self._ids: list[str] = []
         self._matrix: npt.NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
         self._scores: npt.NDArray[np.float32] = np.zeros(0, dtype=np.float32)
+        self._basis: npt.NDArray[np.float32] | None = None
+        self._projected: npt.NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
+        self._residual: npt.NDArray[np.float32] = np.zeros(0, dtype=np.float32)
 
     def add(self, specs: Sequence[AgentSpec]) -> None:
         """Embed and store the vectors of ``specs`` (replacing earlier ones)."""
@@ -103,14 +113,28 @@ class SearchIndex:
             return False
         ids, matrix = self.agents.vectors()
         totals = self.agents.totals()
-        scores = np.array([totals.get(i, 0.0) for i in ids], dtype=np.float32)
-        # Best score first, so that a search can stop early (see _scan).
-        order = np.argsort(-scores, kind="stable")
-        self._ids = [ids[i] for i in order]
-        self._matrix = np.ascontiguousarray(matrix[order], dtype=np.float32)
-        self._scores = scores[order]
+        self._ids = ids
+        self._matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        self._scores = np.array([totals.get(i, 0.0) for i in ids], dtype=np.float32)
+        self._project()
         self._state = state
         return True
+
+    def _project(self) -> None:
+        """The prefilter of a large index: the top principal directions of the
+        vectors (``_DIMS`` of them) and, per row, the norm of what they leave out."""
+        n = len(self._ids)
+        if n < _PREFILTER_MIN:
+            self._basis = None
+            return
+        rng = np.random.default_rng(0)
+        sample = self._matrix[rng.choice(n, size=min(n, _SAMPLE), replace=False)]
+        _, _, vt = np.linalg.svd(sample, full_matrices=False)
+        self._basis = np.ascontiguousarray(vt[:_DIMS].T, dtype=np.float32)
+        self._projected = np.ascontiguousarray(self._matrix @ self._basis)
+        norms2 = np.einsum("ij,ij->i", self._matrix, self._matrix)
+        left2 = norms2 - np.einsum("ij,ij->i", self._projected, self._projected)
+        self._residual = np.sqrt(np.maximum(left2, 0.0)).astype(np.float32)
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -191,34 +215,28 @@ class SearchIndex:
     ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float32], npt.NDArray[np.float32]]:
         """The top agents above the threshold: row indices, similarities, ranks.
 
-        Exact, with an early stop: rows are in descending score order, and no row
-        after ``start`` can rank above ``w_sim x 1 + w_score x scores[start]`` (a
-        similarity is at most 1).  Once ``top`` hits rank above that bound, the
-        rest of the matrix cannot change the answer and is not read; a search
-        whose best matches have good scores reads a fraction of a large index.
+        Exact.  On a large index a prefilter reads a sixth of the matrix: with P
+        the principal directions, ``q.x = (Pq).(Px) + q_r.x_r`` and Cauchy-Schwarz
+        gives ``q.x <= (Pq).(Px) + |q_r||x_r|``; only rows whose bound passes the
+        threshold are scored in full.  On the benchmark's 100,000 agents 0.7% of
+        the rows pass the bound for a median query (2% at most).
         """
-        idx = np.zeros(0, dtype=np.intp)
-        sims = np.zeros(0, dtype=np.float32)
-        rank = np.zeros(0, dtype=np.float32)
-        n = len(self._ids)
-        for start in range(0, n, _CHUNK):
-            if idx.size >= top:
-                kth = float(np.partition(rank, idx.size - top)[idx.size - top])
-                if w_sim + w_score * float(self._scores[start]) < kth:
-                    break
-            # einsum, not `@`: BLAS wakes its thread team for every call, and on a
-            # busy machine that wait dominated (13 chunks of 8192 rows: 152 ms with
-            # `@`, 25 ms with einsum; one full-matrix `@` 40 ms; load average 8 on
-            # 2 cores).  The product is memory-bound, so one thread loses nothing.
-            chunk = np.einsum("ij,j->i", self._matrix[start : start + _CHUNK], q)
-            (found,) = np.nonzero(chunk > threshold)
-            if found.size == 0:
-                continue
-            s = chunk[found]
-            idx = np.concatenate([idx, found + start])
-            sims = np.concatenate([sims, s])
-            rank = np.concatenate([rank, w_sim * s + w_score * self._scores[found + start]])
-            if idx.size > top:
-                keep = np.argpartition(-rank, top - 1)[:top]
-                idx, sims, rank = idx[keep], sims[keep], rank[keep]
+        if self._basis is None:
+            rows = None
+            sims = np.einsum("ij,j->i", self._matrix, q)
+        else:
+            qp = q @ self._basis
+            q_left = float(np.sqrt(max(float(q @ q) - float(qp @ qp), 0.0)))
+            bound = np.einsum("ij,j->i", self._projected, qp) + q_left * self._residual
+            (rows,) = np.nonzero(bound > threshold - _SLACK)
+            # einsum, not `@`: BLAS wakes its thread team for every call, which on a
+            # busy machine cost more than the product (measured at load 8 on 2 cores).
+            sims = np.einsum("ij,j->i", self._matrix[rows], q)
+        (found,) = np.nonzero(sims > threshold)
+        idx = found if rows is None else rows[found]
+        sims = sims[found]
+        rank = w_sim * sims + w_score * self._scores[idx]
+        if idx.size > top:
+            keep = np.argpartition(-rank, top - 1)[:top]
+            idx, sims, rank = idx[keep], sims[keep], rank[keep]
         return idx, sims, rank
