@@ -414,26 +414,63 @@ def test_load_cases_formats_and_errors(tmp_path: Path) -> None:
         load_cases(js)
 
 
+REVIEWS = [
+    ("I loved every minute of it.", "positive"),
+    ("Terrible acting and a boring plot.", "negative"),
+    ("A wonderful, heartwarming film.", "positive"),
+    ("I want my money back.", "negative"),
+    ("Absolutely brilliant and moving.", "positive"),
+    ("Dull, slow and far too long.", "negative"),
+    ("One of the best films I have seen.", "positive"),
+    ("A complete waste of time.", "negative"),
+]
+
+
 @pytest.mark.model
-async def test_evolve_on_the_bundled_model_never_mutates(bundled_gguf: Path) -> None:
+async def test_evolve_on_the_bundled_model(bundled_gguf: Path) -> None:
     from hainet.agents.workflow import open_runner
     from hainet.backends import Catalog
     from hainet.config import load_settings
 
     model = Catalog(load_settings()).resolve("gemma-3-270m")
-    parent = make_spec(template="{examples}Q: {input}\nA:", max_tokens=8, stop=["\n"])
+    parent = parse_spec(
+        {
+            "name": "sentiment",
+            "purpose": "Classify the sentiment of a short review as positive or negative.",
+            "workflow": [
+                {
+                    "id": "answer",
+                    "kind": "generate",
+                    "template": "Review: {input}\nSentiment:",
+                    "max_tokens": 6,
+                    "stop": ["\n"],
+                    "output": "answer",
+                }
+            ],
+            "output": "answer",
+        }
+    )
     before = parent.model_dump()
-    train = cases("tr", ITEMS[:3])
-    val = cases("va", ITEMS[6:9])
+    data = [TestCase(id=f"r{i}", input=x, target=y) for i, (x, y) in enumerate(REVIEWS)]
+    train, val = data[:4], data[4:]
     events: list[str] = []
     async with open_runner(model) as run:
+        # Zero-shot, the base model rates ("5/5"); examples in the prompt's own format
+        # teach it the labels.
+        fewshot = Evolver(run, operators={"few_shot": 1.0})
+        child = await fewshot.evolve(
+            parent, trainset=train, valset=val, budget=Budget(candidates=1)
+        )
+        assert child is not parent and child.lineage == [parent.id]
+        # Every operator that needs no second model, the proposer model included.
         evolver = Evolver(
             run,
-            operators={"few_shot": 1.0, "parser": 1.0, "rewrite_prompt": 1.0},
+            operators={"rewrite_prompt": 2.0, "parser": 1.0, "params": 1.0},
+            seed=1,
             on_event=lambda e, d: events.append(e),
         )
         result = await evolver.evolve(
-            parent, trainset=train, valset=val, budget=Budget(candidates=2, max_seconds=60)
+            parent, trainset=train, valset=val, budget=Budget(candidates=2, max_seconds=20)
         )
     assert parent.model_dump() == before
     result.verify()
