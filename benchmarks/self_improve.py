@@ -61,7 +61,7 @@ TEMPLATES = [
     "{city} depot: {name} asked about order {n}.",
     "Deliver box {n} to {name} in {city} before noon.",
 ]
-SIZES = {"train": 16, "val": 10, "test": 24}
+SIZES = {"train": 16, "val": 8, "test": 20}
 
 AGENT = {
     "name": "ship-note-extractor",
@@ -150,6 +150,7 @@ async def run(generations: int, max_seconds: float, seed: int) -> dict[str, Any]
                 trainset=train,
                 procedure=MetaProcedure(candidates=1, meta_every=4, plateau_window=3),
                 seed=seed,
+                failure_cases=8,
                 rewriter=model_rewriter(runner.backend),
                 on_event=_log,
             )
@@ -215,7 +216,7 @@ async def run(generations: int, max_seconds: float, seed: int) -> dict[str, Any]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generations", type=int, default=20)
-    parser.add_argument("--max-seconds", type=float, default=420.0)
+    parser.add_argument("--max-seconds", type=float, default=480.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--make-data", action="store_true")
     args = parser.parse_args()

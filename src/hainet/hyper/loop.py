@@ -29,7 +29,6 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,8 +37,6 @@ from hainet.agents.spec import AgentSpec, TestCase
 from hainet.agents.testing import CaseOutcome
 from hainet.errors import ValidationError
 from hainet.hyper.archive import (
-    ELIGIBLE,
-    best_by_step,
     best_generation,
     select_parent,
     spec_diff,
@@ -54,14 +51,11 @@ from hainet.hyper.control import (
     needs_approval,
     risk_of,
 )
-from hainet.hyper.history import bootstrap_ci, operator_payoff, self_evaluate, trend
+from hainet.hyper.history import bootstrap_ci, self_evaluate
+from hainet.hyper.meta import MetaAgent, MetaProposer, MetaState
 from hainet.hyper.procedure import (
     MetaProcedure,
-    ProcedureChange,
     Rewriter,
-    apply_change,
-    judge_trial,
-    propose_change,
 )
 from hainet.store.db import Store
 from hainet.store.hyper import GenerationRecord, GenerationStatus, HyperRun, HyperStore
@@ -70,18 +64,6 @@ __all__ = ["EventHook", "HyperLoop", "MetaProposer", "ProposerFactory"]
 
 EventHook = Callable[[str, dict[str, Any]], None]
 ProposerFactory = Callable[[MetaProcedure], Proposer]
-MetaProposer = Callable[[MetaProcedure, dict[str, Any]], Awaitable[ProcedureChange | None]]
-
-
-@dataclass
-class _MetaState:
-    """The procedure in force and the trial under way; rebuilt from the store."""
-
-    procedure: MetaProcedure
-    trial_row: int | None = None
-    trial_parent: MetaProcedure | None = None
-    trial_start: int = 0
-    last_meta: int = 0
 
 
 class HyperLoop:
@@ -96,6 +78,7 @@ class HyperLoop:
         trainset: Sequence[TestCase],
         procedure: MetaProcedure | None = None,
         seed: int = 0,
+        failure_cases: int | None = None,
         rewriter: Rewriter | None = None,
         meta_proposer: MetaProposer | None = None,
         on_event: EventHook | None = None,
@@ -108,11 +91,19 @@ class HyperLoop:
         self.trainset = tuple(trainset)
         self.initial_procedure = procedure or MetaProcedure()
         self.seed = seed
+        # Failures of a parent come from (the first ``failure_cases`` of) the trainset:
+        # running all of it for every new parent costs more than the operators need.
+        self.failure_cases = self.trainset[:failure_cases] if failure_cases else self.trainset
         self._proposers = proposers
         self._proposer_cache: dict[str, Proposer] = {}
-        self._rewriter = rewriter
-        self._meta_proposer = meta_proposer
         self._on_event = on_event
+        self._meta = MetaAgent(
+            self.hs,
+            max_candidates=controls.policy.max_candidates,
+            rewriter=rewriter,
+            proposer=meta_proposer,
+            emit=self._emit,
+        )
         self._sleep = sleep
         self._evals: dict[str, Evaluation] = {}
         self._failures: dict[str, list[CaseOutcome]] = {}
@@ -139,7 +130,7 @@ class HyperLoop:
     async def _train_failures(self, spec: AgentSpec) -> list[CaseOutcome]:
         # Failures come from the training set only: the valset selects, the testset reports.
         if spec.id not in self._failures:
-            ev = await self.controls.evaluator.evaluate(spec, self.trainset, repeats=1)
+            ev = await self.controls.evaluator.evaluate(spec, self.failure_cases, repeats=1)
             self._failures[spec.id] = list(ev.report.failures())
         return self._failures[spec.id]
 
@@ -228,30 +219,8 @@ class HyperLoop:
 
     # -- the loop ---------------------------------------------------------------------
 
-    def _restore(self, run_id: str) -> _MetaState:
-        state: _MetaState | None = None
-        for rec in self.hs.procedures(run_id):
-            decided = int(rec.evidence.get("decided_at_generation", rec.at_generation))
-            if rec.status == "initial":
-                state = _MetaState(MetaProcedure.from_json(rec.procedure_json))
-            elif state is None:
-                continue
-            elif rec.status == "trial":
-                state.trial_parent = state.procedure
-                state.procedure = MetaProcedure.from_json(rec.procedure_json)
-                state.trial_row, state.trial_start = rec.row, rec.at_generation
-                state.last_meta = rec.at_generation
-            elif rec.status == "kept":
-                state.procedure = MetaProcedure.from_json(rec.procedure_json)
-                state.last_meta = decided
-            else:  # reverted or rejected: the procedure in force stays
-                state.last_meta = decided
-        if state is None:
-            state = _MetaState(self.initial_procedure)
-        return state
-
     async def _steps(self, run_id: str, generations: int) -> HyperRun:
-        state = self._restore(run_id)
+        state = self._meta.restore(run_id, self.initial_procedure)
         gens = self.hs.generations(run_id)
         root = next(g for g in gens if g.number == 0)
         self._root = spec_from_record(root)
@@ -275,7 +244,7 @@ class HyperLoop:
                         details={"at_generation": number},
                     )
                     break
-                await self._meta(run_id, number, state)
+                await self._meta.step(run_id, number, state)
                 await self._step(run_id, number, state)
                 self._update_current(run_id)
             if not stopped and not await self._wait_pending(run_id):
@@ -317,7 +286,7 @@ class HyperLoop:
                     )
             await self._sleep(self.controls.policy.approval_poll_s)
 
-    async def _step(self, run_id: str, number: int, state: _MetaState) -> None:
+    async def _step(self, run_id: str, number: int, state: MetaState) -> None:
         assert self._root is not None
         proc = state.procedure
         gens = self.hs.generations(run_id)
@@ -474,125 +443,6 @@ class HyperLoop:
         self.hs.add_generation(
             rec, audit={"event": f"generation_{status}", "actor": actor, "reason": reason}
         )
-
-    # -- the meta step ----------------------------------------------------------------
-
-    async def _meta(self, run_id: str, number: int, state: _MetaState) -> None:
-        proc = state.procedure
-        window = proc.meta_every
-        gens = self.hs.generations(run_id)
-        best = best_by_step(gens, number - 1)
-        if state.trial_row is not None:
-            if number - state.trial_start < window:
-                return
-            t0 = state.trial_start
-            before = best[max(0, t0 - 1 - window) : t0]
-            after = best[t0 - 1 : number]
-            lo, mid = max(1, t0 - window), t0
-
-            def accepted(first: int, last: int) -> int:
-                return sum(1 for g in gens if first <= g.number < last and g.status in ELIGIBLE)
-
-            verdict = judge_trial(
-                before,
-                after,
-                accepted_before=accepted(lo, mid),
-                accepted_after=accepted(mid, number),
-            )
-            status = "kept" if verdict.keep else "reverted"
-            decision = {
-                "before": verdict.before,
-                "after": verdict.after,
-                "decided_at_generation": number,
-                "trial_start": t0,
-            }
-            self.hs.decide_procedure(
-                state.trial_row, status, reason=verdict.reason, evidence=decision
-            )
-            self._emit("procedure", status=status, procedure=proc.short_id, reason=verdict.reason)
-            if not verdict.keep and state.trial_parent is not None:
-                state.procedure = state.trial_parent
-            state.trial_row, state.trial_parent, state.last_meta = None, None, number
-            return
-        since = number - state.last_meta
-        children: list[float | None] = []
-        for n in range(number):
-            scores = [g.score for g in gens if g.number == n and g.score is not None]
-            children.append(max(scores) if scores else None)
-        tr = trend(
-            best,
-            children,
-            window=proc.plateau_window,
-            plateau_threshold=proc.plateau_threshold,
-            degradation_threshold=proc.degradation_threshold,
-        )
-        due = since >= window or (tr in ("plateau", "degrading") and since >= proc.plateau_window)
-        if not due or number - 1 < window:
-            return
-        payoff = operator_payoff(
-            (g.operator, g.status, g.self_eval.get("verdict", {}).get("delta"))
-            for g in gens
-            if g.number > 0
-        )
-        state.last_meta = number
-        evidence: dict[str, Any] = {
-            "trend": tr,
-            "payoff": {op: vars(p) for op, p in payoff.items()},
-            "decided_at_generation": number,
-        }
-        if self._meta_proposer is not None:
-            change = await self._meta_proposer(proc, evidence)
-        else:
-            change = await propose_change(proc, payoff, trend=tr, rewriter=self._rewriter)
-        if change is None:
-            self.hs.append_audit(
-                run_id,
-                actor="meta",
-                event="procedure_unchanged",
-                details={"number": number, **evidence},
-            )
-            return
-        described = {
-            "kind": change.kind,
-            "changes": dict(change.changes),
-            "rationale": change.rationale,
-        }
-        try:
-            new = apply_change(proc, change, max_candidates=self.controls.policy.max_candidates)
-        except ValidationError as exc:
-            self.hs.add_procedure(
-                run_id,
-                procedure_id=proc.id,
-                procedure_json=proc.to_json(),
-                parent_id=proc.id,
-                at_generation=number,
-                status="rejected",
-                change=described,
-                reason=f"control: {exc}",
-                evidence=evidence,
-            )
-            self._emit("procedure", status="rejected", reason=str(exc))
-            return
-        rec = self.hs.add_procedure(
-            run_id,
-            procedure_id=new.id,
-            procedure_json=new.to_json(),
-            parent_id=proc.id,
-            at_generation=number,
-            status="trial",
-            change=described,
-            reason=change.rationale,
-            evidence=evidence,
-        )
-        self._emit(
-            "procedure",
-            status="trial",
-            procedure=new.short_id,
-            kind=change.kind,
-            reason=change.rationale,
-        )
-        state.trial_parent, state.procedure = proc, new
-        state.trial_row, state.trial_start = rec.row, number
 
     # -- the final report -------------------------------------------------------------
 
