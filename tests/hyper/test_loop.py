@@ -280,3 +280,32 @@ def test_audit_log_is_complete_and_append_only(store: Store) -> None:
         with pytest.raises(sa.exc.DBAPIError, match="append-only"), store._write() as conn:
             conn.execute(sa.text(sql))
     assert len(hs.audit(run.id)) == len(audit)
+
+
+def test_resource_constraints_are_enforced_on_every_generation(store: Store) -> None:
+    run = asyncio.run(_loop(store, policy={"max_latency_s": 1e-9}).run(root_spec(), generations=4))
+    gens = HyperStore(store).generations(run.id)[1:]
+    assert gens and all(g.status == "rejected" and g.decided_by == "control" for g in gens)
+    assert all("constraint: mean latency" in g.reason for g in gens)
+    assert all(g.score is not None for g in gens)  # measured, then refused
+
+
+def test_a_crash_loses_nothing_and_the_run_resumes(store: Store) -> None:
+    class Crashing(ScriptedProposer):
+        async def propose(self, spec: AgentSpec, operator: str, **kw: Any) -> Any:
+            if len(self.calls) == 3:
+                raise RuntimeError("power cut")
+            return await super().propose(spec, operator, **kw)
+
+    hs = HyperStore(store)
+    with pytest.raises(RuntimeError, match="power cut"):
+        asyncio.run(_loop(store, Crashing()).run(root_spec(), generations=6))
+    run = hs.list_runs(limit=1)[0]
+    assert run.status == "failed" and "power cut" in (run.error or "")
+    kept = hs.generations(run.id)
+    assert [g.number for g in kept] == [0, 1, 2, 3]
+    resumed = asyncio.run(_loop(store).resume(run.id))
+    assert resumed.status == "completed" and resumed.final is not None
+    after = hs.generations(run.id)
+    assert [g.number for g in after] == list(range(7))
+    assert [g.spec_json for g in after[:4]] == [g.spec_json for g in kept]
