@@ -14,8 +14,9 @@ Timed, side by side on the same matrix and the same embedded queries:
   and reading the 10 records back with their content hash checked;
 * raw: the same arithmetic in bare numpy on an in-memory matrix (no store), a
   full scan every time (``einsum``, as hainet: on a busy machine BLAS's ``@`` waits
-  for its thread team on every call); hainet scans its matrix in descending score order and stops
-  once nothing left can enter the top 10 (exact: the answers are checked equal).
+  for its thread team on every call).  hainet first reads a 64-dimension
+  projection of the matrix and scores in full only the rows whose upper bound
+  passes the threshold (exact: the answers are checked equal to raw's).
 
 The query embedding is *not* inside the figure: one MiniLM forward pass of a short
 sentence on one torch thread costs about as much as the whole goal (measured
@@ -83,7 +84,7 @@ QUERIES = [
     "what does this error message from the compiler mean",
 ]
 # Near a stored purpose (about 100 agents each pass the threshold): the ranking and
-# the early stop do real work.
+# the prefilter let rows through.
 NEAR = [
     "summarise these legal contracts",
     "translate the support tickets",
