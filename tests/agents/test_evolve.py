@@ -108,6 +108,7 @@ async def test_few_shot_fixes_a_failing_agent() -> None:
     assert names[:2] == ["evaluated", "evaluated"]
     assert "proposed" in names and "accepted" in names and names[-1] == "done"
     assert events[-1][1]["changed"] is True
+    assert events[-1][1]["val_means"] == {parent.id: 0.0, child.id: 1.0}
 
 
 async def test_parser_operator_picks_a_fitting_parser() -> None:

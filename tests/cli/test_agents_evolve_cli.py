@@ -114,7 +114,7 @@ def test_evolve_writes_a_better_child_and_stores_it(
     assert result.exit_code == 0, result.output
     answer = json.loads(result.stdout)
     assert answer["changed"] is True and answer["stored"] is True
-    assert answer["score"] > answer["parent_scores"][answer["parents"][0]]
+    assert answer["score"] == 1.0 and answer["parent_scores"] == {answer["parents"][0]: 0.0}
     child = load_spec(data["out"])
     assert child.id == answer["result"] and child.version == "1.0.1"
     assert child.lineage == answer["parents"]

@@ -386,8 +386,14 @@ class Evolver:
         valset: Sequence[TestCase],
         budget: Budget,
         deadline: float | None,
+        parent_means: Mapping[str, float],
     ) -> AgentSpec:
-        """Evaluate proposals; the best accepted one, else ``best`` (same object)."""
+        """Evaluate proposals; the best accepted one, else ``best`` (same object).
+
+        The ``done`` event carries ``val_means``: the validation mean of every parent
+        and of the result, so a caller need not tell validation from training runs
+        among the ``evaluated`` events.
+        """
         winner: tuple[Proposal, Evaluation, Verdict] | None = None
         for prop in proposals:
             if deadline is not None and time.monotonic() > deadline:
@@ -421,6 +427,9 @@ class Evolver:
                 {
                     "spec_id": best.id,
                     "changed": False,
+                    "parents": [p.id for p in parents],
+                    "mean": best_eval.mean,
+                    "val_means": dict(parent_means),
                     "reason": "no child beat the parent by more than noise",
                 },
             )
@@ -434,6 +443,7 @@ class Evolver:
                 "operator": prop.operator,
                 "parents": [p.id for p in parents],
                 "mean": ev.mean,
+                "val_means": {**parent_means, prop.spec.id: ev.mean},
                 "delta": verdict.delta,
                 "reason": verdict.reason,
             },
@@ -495,7 +505,16 @@ class Evolver:
                     "rationale": prop.rationale,
                 },
             )
-        return await self._select([spec], spec, parent_eval, proposals, valset, budget, deadline)
+        return await self._select(
+            [spec],
+            spec,
+            parent_eval,
+            proposals,
+            valset,
+            budget,
+            deadline,
+            {spec.id: parent_eval.mean},
+        )
 
     async def cross(
         self,
@@ -535,4 +554,7 @@ class Evolver:
                     "rationale": why,
                 },
             )
-        return await self._select(specs, best, best_eval, proposals, valset, budget, deadline)
+        means = {s.id: e.mean for s, e in zip(specs, evals, strict=True)}
+        return await self._select(
+            specs, best, best_eval, proposals, valset, budget, deadline, means
+        )

@@ -34,7 +34,9 @@ ValOption = typer.Option(
 )
 CandidatesOption = typer.Option(3, "--candidates", min=1, help="Children proposed per round.")
 ModelOption = typer.Option(
-    None, "--model", help="Model to run the agents on [the spec's first model, else bundled]."
+    None,
+    "--model",
+    help="Model to run the agents on (default: the spec's first model, else the bundled one).",
 )
 RepeatsOption = typer.Option(1, "--repeats", min=1, help="Runs per case (seeds) per evaluation.")
 SeedOption = typer.Option(0, "--seed", help="Seed of the operator draws and the runs.")
@@ -143,7 +145,12 @@ def _finish(
         stored = True
     if out is not None:
         dump_spec(result, out)
-    means = {d["spec_id"]: d["mean"] for e, d in events if e == "evaluated"}
+    # Validation means from each round's "done" (the "evaluated" events mix in the
+    # training-set runs that collect failures).
+    means: dict[str, float] = {}
+    for e, d in events:
+        if e == "done":
+            means.update(d["val_means"])
     if as_json:
         print_json(
             {
@@ -195,7 +202,9 @@ def evolve(
         [], "--switch-to", help="Another model the switch_model operator may move to (repeat)."
     ),
     operators: str | None = typer.Option(
-        None, "--operators", help="Operators and weights, e.g. 'few_shot=2,parser' [all]."
+        None,
+        "--operators",
+        help="Operators and weights, e.g. 'few_shot=2,parser' (default: all, equal).",
     ),
     repeats: int = RepeatsOption,
     seed: int = SeedOption,
