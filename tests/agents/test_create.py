@@ -224,6 +224,9 @@ def test_creator_prompt_shows_only_the_pool() -> None:
     split = split_examples(_examples(SENTIMENT))
     prompt = creator_prompt("Label the sentiment.", split)
     assert prompt.rstrip().endswith("Spec:")
+    last_task = prompt.rsplit("Task:", 1)[1]
+    assert f"examples 0 to {len(split.pool) - 1}" in last_task
+    assert '"choice" or "first_line" or "text"' in last_task
     for e in split.pool:
         assert e.input in prompt
     for t in split.tests:
@@ -269,7 +272,7 @@ def _run(
     seen: list[Request] = []
 
     def respond(request: Request) -> str:
-        if request.prompt and request.prompt.rstrip().endswith("Spec:"):
+        if (request.prompt or "").rsplit("\n", 1)[-1].startswith("Spec:"):
             seen.append(request)
             return script.pop(0)
         return _agent_answer(request)
@@ -299,7 +302,7 @@ def test_pipeline_counts_invalid_proposals_and_keeps_the_best() -> None:
         [
             "I think the agent should be nice.",
             _good(examples=[7]),
-            _good(),
+            _good().removeprefix('{"name": "'),  # continues the opening it was given
             _good(name="vague", instruction="Describe the text."),
         ],
         candidates=3,
@@ -317,6 +320,8 @@ def test_pipeline_counts_invalid_proposals_and_keeps_the_best() -> None:
     assert result.spec.created_by == "ai_generated" and result.spec.author == "key-1"
     # The first attempt is free, the retry under the grammar.
     assert reqs[0].params.json_schema is None and reqs[1].params.json_schema is not None
+    assert (reqs[0].prompt or "").endswith('Spec: {"name": "')
+    assert (reqs[1].prompt or "").endswith("Spec:")
     d = result.to_dict()
     assert d["proposals_valid"] == 2 and d["best"] == "model-2" and not d["best_is_baseline"]
     assert d["best_success_rate"] == max(c["success_rate"] or 0 for c in d["candidates"])

@@ -68,7 +68,7 @@ def mocks(monkeypatch: pytest.MonkeyPatch, hainet_home: Path) -> dict[str, list[
 
     def respond(req: Request) -> str:
         prompt = req.prompt or ""
-        if prompt.rstrip().endswith("Spec:"):
+        if prompt.rsplit("\n", 1)[-1].startswith("Spec:"):
             return str(log["proposals"].pop(0))
         return _answer(prompt)
 

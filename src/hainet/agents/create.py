@@ -257,17 +257,25 @@ def creator_prompt(purpose: str, split: Split) -> str:
     shots = _fewshot()
     parts = [shots["preamble"], ""]
 
-    def task(purpose: str, pairs: Sequence[tuple[str, str]]) -> None:
+    def task(purpose: str, pairs: Sequence[tuple[str, str]], kind: OutputKind) -> None:
         parts.append(f"Task: {purpose}")
         parts.append("Examples:")
         for i, (inp, out) in enumerate(pairs):
             parts.append(f"[{i}] input: {inp[:120]} -> output: {out[:80]}")
+        # The allowed values, spelled out: a base model copies what it sees, and an
+        # answer that fits needs no (slow) grammar retry.
+        parsers = " or ".join(f'"{p}"' for p in _PARSERS[kind])
+        top = len(pairs) - 1
+        shown = min(len(pairs), MAX_SHOWN)
+        parts.append(f"Allowed: examples 0 to {top} (at most {shown}), parser {parsers}")
 
     for shot in shots["examples"]:
-        task(shot["purpose"], shot["examples"])
+        pairs = [(str(i), str(o)) for i, o in shot["examples"]]
+        task(shot["purpose"], pairs, output_kind([o for _, o in pairs]))
         parts.append("Spec: " + json.dumps(shot["proposal"]))
         parts.append("")
-    task(" ".join(purpose.split()), [(_show(e.input), _show(e.output)) for e in split.pool])
+    pool = [(_show(e.input), _show(e.output)) for e in split.pool]
+    task(" ".join(purpose.split()), pool, split.kind)
     parts.append("Spec:")
     return "\n".join(parts)
 
@@ -282,14 +290,17 @@ class Proposal(NamedTuple):
 
 
 def _first_object(text: str) -> dict[str, Any] | None:
-    start = text.find("{")
-    if start < 0:
-        return None
-    try:
-        value = json.JSONDecoder().raw_decode(text[start:])[0]
-    except json.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
+    """The first JSON object in ``text`` (a model may repeat the opening we gave it)."""
+    decoder = json.JSONDecoder()
+    for i, ch in enumerate(text):
+        if ch == "{":
+            try:
+                value = decoder.raw_decode(text[i:])[0]
+            except json.JSONDecodeError:
+                continue
+            if isinstance(value, dict):
+                return value
+    return None
 
 
 def _grammar_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -311,8 +322,7 @@ async def propose(
     usually continues the pattern, and llama.cpp's grammar sampler checks the whole
     vocabulary (262k tokens for gemma-3) at every step, measured 10-20x slower per
     token here.  Only an answer that does not fit the schema is asked again under the
-    grammar.  At temperature 0 the two give the same answer whenever the free one
-    fits, since every token of it was allowed.
+    grammar, which can then only differ where the free answer broke the schema.
     """
     text = creator_prompt(purpose, split)
     schema = proposal_schema(split)
@@ -322,15 +332,19 @@ async def propose(
         attempts.append(free.replace(stop=(), json_schema=_grammar_schema(schema)))
     raw, error = "", "no attempt"
     for params in attempts:
+        # Free, in prompt mode: start the object ourselves, so the model continues it
+        # instead of wondering whether to answer at all (greedy gemma-3 ended the line).
+        opening = '{"name": "' if params.json_schema is None else ""
         if creator.spec.mode == "chat":
+            opening = ""
             request = Request(messages=(Message("user", text),), params=params)
         else:
-            request = Request(prompt=text + " ", params=params)
+            request = Request(prompt=f"{text} {opening}".rstrip(" "), params=params)
         try:
             completion = await creator.generate(request)
         except BackendError as exc:
             return Proposal(raw, None, f"creator failed: {exc}", params.json_schema is not None)
-        raw = completion.text
+        raw = opening + completion.text
         value = _first_object(raw)
         if value is None:
             # Under the grammar, usually the token budget ran out inside the object.
