@@ -219,7 +219,7 @@ def main() -> None:
             f"median latency of a top-{TOP} search (threshold {THRESHOLD}, rank 0.4 x "
             f"similarity + 0.6 x score) over {args.agents:,} published agents in SQLite, "
             f"{args.searches} searches over {len(QUERIES) + len(NEAR)} pre-embedded queries (half "
-            "with no agent above the threshold: a full scan); the query "
+            "with no agent above the threshold); the query "
             "embedding is outside the figure (reported in baseline); ratio = hainet / bare "
             "numpy on the same matrix"
         ),
