@@ -141,3 +141,55 @@ def test_the_prefilter_is_exact(tmp_path: Path) -> None:
             want = passing[np.argsort(-(0.4 * full[passing] + 0.6 * index._scores[passing]))][:10]
             assert sorted(idx.tolist()) == sorted(want.tolist())
             np.testing.assert_allclose(sims, full[idx], atol=1e-5)
+
+
+def _bulk(n: int, start: int = 0) -> list[dict[str, Any]]:
+    step = {"id": "s", "kind": "generate", "template": "{input}", "output": "o"}
+    return [
+        parse_spec(
+            {"name": f"a{i}", "purpose": f"task {i}", "workflow": [step], "output": "o"}
+        ).model_dump(mode="json")
+        for i in range(start, start + n)
+    ]
+
+
+def test_publishing_appends_to_a_prefiltered_index_exactly(tmp_path: Path) -> None:
+    agents = AgentStore(Store(f"sqlite:///{tmp_path / 'h.db'}"))
+    rng = np.random.default_rng(2)
+    centres = rng.standard_normal((50, 384)).astype(np.float32)
+
+    def vectors(n: int) -> np.ndarray:
+        v = centres[rng.integers(0, 50, n)] + 0.5 * rng.standard_normal((n, 384))
+        return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+    def add(specs: list[dict[str, Any]]) -> None:
+        agents.add_many(specs, published=True)
+        vecs = vectors(len(specs))
+        agents.set_embeddings(
+            [(s["id"], "t", v) for s, v in zip(specs, vecs, strict=True)], model="m"
+        )
+        agents.add_scores([(s["id"], {}, {}, float(rng.uniform())) for s in specs])
+
+    add(_bulk(4200))
+    index = SearchIndex(agents)
+    index.refresh()
+    assert index._basis is not None and len(index) == 4200
+    basis = index._basis
+    add(_bulk(40, start=4200))  # another process publishes 40 more
+    first = _bulk(1)[0]["id"]
+    agents.add_score(first, weights={}, components={}, total=0.999)  # and rescores one
+    assert index.refresh() is True
+    assert len(index) == 4240 and index._basis is basis  # appended, not reloaded
+    assert index._scores[index._row[first]] == pytest.approx(0.999)
+    ids, matrix = agents.vectors()
+    totals = agents.totals()
+    score = np.array([totals[i] for i in ids], dtype=np.float32)
+    for q in (matrix[4210], matrix[7], centres[3] / np.linalg.norm(centres[3])):
+        hits = index.search_vector(q.astype(np.float32), threshold=0.5, top=10)
+        sims = matrix @ q
+        ok = np.nonzero(sims > 0.5)[0]
+        want = ok[np.argsort(-(0.4 * sims[ok] + 0.6 * score[ok]))][:10]
+        assert [h.agent_id for h in hits] == [ids[i] for i in want]
+    # Indexing an agent again replaces its vector: a full reload.
+    agents.set_embedding(first, model="m", text="t", vector=vectors(1)[0])
+    assert index.refresh() is True and len(index) == 4240 and index._basis is not basis

@@ -49,6 +49,8 @@ SCORE_WEIGHT = 0.6
 _PREFILTER_MIN = 4096
 _DIMS = 64
 _SAMPLE = 5000
+# Beyond this many new vectors a refresh reloads everything (one query by id list).
+_APPEND_MAX = 5000
 # float32 rounding of the bound is far below this; it only ever lets more rows in.
 _SLACK = 1e-4
 
@@ -91,7 +93,9 @@ class SearchIndex:
         self._ids: list[str] = []
         self._matrix: npt.NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
         self._scores: npt.NDArray[np.float32] = np.zeros(0, dtype=np.float32)
+        self._row: dict[str, int] = {}
         self._basis: npt.NDArray[np.float32] | None = None
+        self._projected_n = 0
         self._projected: npt.NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
         self._residual: npt.NDArray[np.float32] = np.zeros(0, dtype=np.float32)
 
@@ -107,23 +111,66 @@ class SearchIndex:
         )
 
     def refresh(self, *, force: bool = False) -> bool:
-        """Reload the matrix if the store's index changed; True if it did."""
+        """Bring the matrix up to date with the store; True if anything changed.
+
+        Publishing appends: only the new vectors and scores are read and the
+        existing rows are kept.  A replaced vector (an agent indexed again) or
+        ``force`` reloads everything.
+        """
         state = self.agents.index_state()
         if not force and state == self._state:
             return False
+        if not force and self._state is not None and self._append(self._state, state):
+            self._state = state
+            return True
         ids, matrix = self.agents.vectors()
         totals = self.agents.totals()
         self._ids = ids
+        self._row = {a: i for i, a in enumerate(ids)}
         self._matrix = np.ascontiguousarray(matrix, dtype=np.float32)
         self._scores = np.array([totals.get(i, 0.0) for i in ids], dtype=np.float32)
         self._project()
         self._state = state
         return True
 
+    def _append(self, old: IndexState, new: IndexState) -> bool:
+        """Apply what was written since ``old``; False if a full reload is needed."""
+        ids, rows = self.agents.vectors(after=old.last_vector)
+        if len(ids) > _APPEND_MAX or any(a in self._row for a in ids):
+            return False
+        if ids:
+            if self._matrix.size and rows.shape[1] != self._matrix.shape[1]:
+                return False
+            start = len(self._ids)
+            self._ids.extend(ids)
+            self._row.update((a, start + i) for i, a in enumerate(ids))
+            self._matrix = (
+                np.concatenate([self._matrix, rows]) if self._matrix.size else rows.copy()
+            )
+            self._scores = np.concatenate([self._scores, np.zeros(len(ids), dtype=np.float32)])
+            if self._basis is None or len(self._ids) > 2 * self._projected_n:
+                self._project()
+            else:
+                # The old basis keeps the bound exact; it is only less tight.
+                proj = rows @ self._basis
+                left2 = np.einsum("ij,ij->i", rows, rows) - np.einsum("ij,ij->i", proj, proj)
+                self._projected = np.concatenate([self._projected, proj])
+                self._residual = np.concatenate(
+                    [self._residual, np.sqrt(np.maximum(left2, 0.0)).astype(np.float32)]
+                )
+        # New rows may have been scored before the last refresh: read theirs whole.
+        changed = self.agents.totals(agent_ids=ids) if ids else {}
+        changed.update(self.agents.totals(after=old.last_score))
+        for agent, total in changed.items():
+            if agent in self._row:
+                self._scores[self._row[agent]] = total
+        return True
+
     def _project(self) -> None:
         """The prefilter of a large index: the top principal directions of the
         vectors (``_DIMS`` of them) and, per row, the norm of what they leave out."""
         n = len(self._ids)
+        self._projected_n = n
         if n < _PREFILTER_MIN:
             self._basis = None
             return

@@ -495,9 +495,17 @@ class AgentStore:
             else None
         )
 
-    def totals(self) -> dict[str, float]:
-        """The latest total score of every scored agent."""
-        query = sa.select(scores.c.agent_id, scores.c.total).order_by(scores.c.id)
+    def totals(self, *, after: int = 0, agent_ids: Sequence[str] | None = None) -> dict[str, float]:
+        """The latest total score of every scored agent; only those scored after
+        row ``after`` (what changed since an :class:`IndexState`), or only
+        ``agent_ids``, when given."""
+        query = (
+            sa.select(scores.c.agent_id, scores.c.total)
+            .where(scores.c.id > after)
+            .order_by(scores.c.id)
+        )
+        if agent_ids is not None:
+            query = query.where(scores.c.agent_id.in_(list(agent_ids)))
         with self.store._guard("read scores"), self.store._read() as conn:
             return {a: float(t) for a, t in conn.execute(query)}
 
@@ -549,11 +557,14 @@ class AgentStore:
             last_score = conn.execute(sa.select(sa.func.max(scores.c.id))).scalar()
         return IndexState(int(last or 0), int(last_score or 0))
 
-    def vectors(self) -> tuple[list[str], npt.NDArray[np.float32]]:
-        """Every stored search vector: agent ids and an ``(n, d)`` float32 matrix."""
+    def vectors(self, *, after: int = 0) -> tuple[list[str], npt.NDArray[np.float32]]:
+        """Stored search vectors (those written after row ``after``): agent ids and
+        an ``(n, d)`` float32 matrix."""
         with self.store._guard("read search vectors"), self.store._read() as conn:
             rows = conn.execute(
-                sa.select(embeddings.c.agent_id, embeddings.c.vector).order_by(embeddings.c.id)
+                sa.select(embeddings.c.agent_id, embeddings.c.vector)
+                .where(embeddings.c.id > after)
+                .order_by(embeddings.c.id)
             ).all()
         if not rows:
             return [], np.zeros((0, 0), dtype=np.float32)
