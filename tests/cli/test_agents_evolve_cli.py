@@ -247,3 +247,38 @@ def test_switch_to_loads_the_other_model(data: dict[str, Path], mock_model: list
     proposed = [e for e in answer["events"] if e["event"] == "proposed"]
     assert proposed and proposed[0]["operator"] == "switch_model"
     assert answer["changed"] is False
+
+
+def test_switch_model_ranking_comes_from_the_stored_matrix(mock_model: list[str]) -> None:
+    (Path(load_settings().home) / "config.toml").write_text(
+        "".join(f'[models.mock-{c}]\nbackend = "mock"\n\n' for c in "abcd")
+    )
+    s = spec()
+    cfg = load_settings()
+    with Store(cfg.db_url) as store:
+        agents = AgentStore(store)
+        agents.add(s.model_dump(mode="json"))
+        for name, score in [
+            ("mock-c", 0.9),
+            ("mock-b", 0.5),
+            ("unknown-model", 1.0),
+            ("mock-d", 0.2),
+        ]:
+            agents.add_compat(
+                s.id, model_name=name, model_config={}, score=score, passed=1, total=1, seconds=1.0
+            )
+        agents.add_compat(
+            s.id,
+            model_name="mock-a",
+            model_config={},
+            score=None,
+            passed=0,
+            total=1,
+            seconds=0.1,
+            incompatibility="crash",
+            message="boom",
+        )
+    # Best first, the running model and names the catalog does not know left out,
+    # at most two (each is loaded for the whole evolution).
+    assert agents_evolve.model_ranking(cfg, s, "mock-a") == ["mock-c", "mock-b"]
+    assert agents_evolve.model_ranking(cfg, s, "mock-c") == ["mock-b", "mock-d"]

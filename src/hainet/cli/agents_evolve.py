@@ -18,12 +18,14 @@ from typing import Any
 import typer
 
 from hainet.agents.evolve import OPERATORS, Budget, Evolver, load_cases
+from hainet.agents.marketplace import Marketplace
 from hainet.agents.spec import AgentSpec, dump_spec, load_spec, parse_spec
 from hainet.agents.workflow import AgentRunner, open_runner
 from hainet.backends import BUNDLED, Catalog
 from hainet.cli._common import JsonOption, console, err_console, open_store, print_json, settings
 from hainet.config import Settings
-from hainet.errors import ValidationError
+from hainet.errors import HainetError, ValidationError
+from hainet.select import select as select_models
 from hainet.store import AgentStore
 
 __all__ = ["cross", "evolve"]
@@ -121,6 +123,32 @@ async def _runners(
         yield runner, extra
 
 
+MAX_SWITCH_MODELS = 2  # each one is loaded for the whole evolution: bound the memory
+
+
+def model_ranking(cfg: Settings, spec: AgentSpec, main: str) -> list[str]:
+    """Models for ``switch_model`` when none are named, best first: the agent's
+    stored compatibility matrix, then the selector's answer for its purpose.  Only
+    models the catalog knows; nothing is measured here."""
+    known = set(Catalog(cfg).names())
+    ranked: list[str] = []
+    with open_store(cfg) as store:
+        for cell in Marketplace(store).recommend_model(spec.id, top=5):
+            ranked.append(cell["model"])
+        try:
+            answer = select_models(store, describe=spec.purpose, top=3, home=cfg.home)
+        except HainetError:  # nothing benchmarked yet: the matrix is all there is
+            answer = None
+    if answer is not None:
+        ranked.append(answer["selected_model"])
+        ranked.extend(a["selected_model"] for a in answer["alternatives"])
+    out: list[str] = []
+    for name in ranked:
+        if name in known and name != main and name not in out:
+            out.append(name)
+    return out[:MAX_SWITCH_MODELS]
+
+
 def _default_model(spec: AgentSpec, model: str | None) -> str:
     if model:
         return model
@@ -199,7 +227,10 @@ def evolve(
     rounds: int = typer.Option(1, "--rounds", min=1, help="Rounds, each on the last result."),
     model: str | None = ModelOption,
     switch_to: list[str] = typer.Option(
-        [], "--switch-to", help="Another model the switch_model operator may move to (repeat)."
+        [],
+        "--switch-to",
+        help="Another model the switch_model operator may move to (repeat); default: "
+        "the agent's stored compatibility matrix, then the selector's answer for its purpose.",
     ),
     operators: str | None = typer.Option(
         None,
@@ -220,6 +251,9 @@ def evolve(
     weights = parse_operators(operators)
     budget = Budget(candidates=candidates, repeats=repeats, max_seconds=max_seconds)
     name = _default_model(spec, model)
+    use_switch = weights is None or weights.get("switch_model", 0) > 0
+    if not switch_to and use_switch:
+        switch_to = model_ranking(cfg, spec, name)
     events: list[tuple[str, dict[str, Any]]] = []
 
     def on_event(event: str, data: dict[str, Any]) -> None:
