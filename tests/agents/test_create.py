@@ -160,6 +160,9 @@ def test_baseline_fits_the_schema_and_assembles() -> None:
     assert step.kind == "generate" and step.parser == "choice"
     assert set(step.choices) == {"positive", "negative"}
     assert len(spec.tests) == len(split.tests)
+    assert spec.name == "label-the-sentiment-of-a-review"
+    long = baseline_proposal("Label the sentiment of a review as positive or negative.", split)
+    assert long["name"] == "label-the-sentiment-of-a-review-as"  # cut at a word, <= 40
     assert load_spec_roundtrip(spec) == spec
 
 
@@ -405,3 +408,42 @@ def test_create_on_the_bundled_model(tmp_path: Path) -> None:
     spec = result.spec
     assert spec.created_by == "ai_generated"
     assert load_spec_roundtrip(spec).id == spec.id
+
+
+def test_json_outputs_are_pinned_field_for_field() -> None:
+    people = [(f"{n} is {a} years old.", {"name": n, "age": a})
+              for n, a in [("Ann", 31), ("Bo", 4), ("Cy", 77), ("Di", 25), ("Ed", 9), ("Flo", 60)]]  # fmt: skip
+
+    def respond(request: Request) -> str:
+        if (request.prompt or "").rsplit("\n", 1)[-1].startswith("Spec:"):
+            return "no idea"
+        assert request.params.json_schema is not None  # the agent answers under a grammar
+        name, _, rest = request.prompt.rsplit("Input: ", 1)[1].partition(" is ")  # type: ignore[union-attr]
+        age = int(rest.split()[0])
+        return json.dumps({"name": name, "age": age if name != "Flo" else age + 1})
+
+    backend = MockBackend.from_function(respond)
+    result = asyncio.run(
+        create_agent(
+            "Pull out name and age.",
+            _examples(people),
+            creator=backend,
+            runner=AgentRunner(backend),
+            model_name="mock",
+            candidates=1,
+        )  # fmt: skip
+    )
+    assert result.kind == "json" and result.scorer == "json_schema"
+    step = result.spec.workflow[0]
+    assert step.parser == "json" and step.json_schema is not None
+    assert step.json_schema["properties"] == {
+        "name": {"type": "string"},
+        "age": {"type": "integer"},
+    }
+    report = result.best.report
+    assert report is not None
+    # Flo's age is off by one: exactly that case fails, if it is among the tests.
+    tested = {o.test_id: o.score for o in report.outcomes}
+    flo = [t.id for t in result.spec.tests if t.target["name"] == "Flo"]
+    assert flo and all(tested[t] == 0.0 for t in flo)
+    assert sum(tested.values()) == len(tested) - len(flo)

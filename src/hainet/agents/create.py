@@ -151,8 +151,12 @@ def baseline_proposal(purpose: str, split: Split) -> dict[str, Any]:
 
 
 def _slug(text: str) -> str:
-    words = re.findall(r"[a-z0-9]+", text.lower())
-    slug = "-".join(words)[:40].strip("-")
+    """Lower-case words joined by '-', cut at a word boundary within 40 characters."""
+    slug = ""
+    for word in re.findall(r"[a-z0-9]+", text.lower()):
+        if slug and len(slug) + 1 + len(word) > 40:
+            break
+        slug = f"{slug}-{word}" if slug else word[:40]
     return slug if len(slug) >= 3 else ""
 
 
