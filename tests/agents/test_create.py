@@ -447,3 +447,36 @@ def test_json_outputs_are_pinned_field_for_field() -> None:
     flo = [t.id for t in result.spec.tests if t.target["name"] == "Flo"]
     assert flo and all(tested[t] == 0.0 for t in flo)
     assert sum(tested.values()) == len(tested) - len(flo)
+
+
+def test_a_tool_proposal_runs_the_builtin_in_the_sandbox(agent_sandbox: Any) -> None:
+    problems = [(f"Tom has {a} apples and gets {b} more.", a + b)
+                for a, b in [(2, 5), (3, 4), (10, 7), (6, 6), (1, 8), (12, 3), (4, 9)]]  # fmt: skip
+    proposal = json.dumps({**json.loads(_good()), "parser": "number", "tool": "calculator",
+                           "instruction": "Write the sum as an expression."})  # fmt: skip
+
+    def respond(request: Request) -> str:
+        prompt = request.prompt or ""
+        if prompt.rsplit("\n", 1)[-1].startswith("Spec:"):
+            return proposal
+        if request.params.json_schema is None:
+            return " 0"  # the baseline answers directly, and wrongly
+        a, b = (int(w) for w in prompt.rsplit("Input: ", 1)[1].split() if w.isdigit())
+        return json.dumps({"expression": f"{a}+{b}"})
+
+    backend = MockBackend.from_function(respond)
+    result = asyncio.run(
+        create_agent(
+            "Add the numbers in a word problem.",
+            _examples(problems),
+            creator=backend,
+            runner=AgentRunner(backend, sandbox=agent_sandbox),
+            model_name="mock",
+            candidates=1,
+        )  # fmt: skip
+    )
+    model_1 = result.candidates[1]
+    assert model_1.valid and model_1.spec is not None
+    assert [s.kind for s in model_1.spec.workflow] == ["generate", "tool"]
+    assert model_1.success_rate == 1.0 and result.candidates[0].success_rate == 0.0
+    assert result.best is model_1
