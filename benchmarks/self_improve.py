@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import sys
 import tempfile
@@ -124,6 +125,7 @@ async def run(generations: int, max_seconds: float, seed: int) -> dict[str, Any]
     cfg = load_settings()
     model = Catalog(cfg).resolve("gemma-3-270m")
     start = time.perf_counter()
+    load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(f"sqlite:///{tmp}/hyper.db")
         async with open_runner(model, seed=seed) as runner:
@@ -207,6 +209,8 @@ async def run(generations: int, max_seconds: float, seed: int) -> dict[str, Any]
             ],
             "audit_entries": len(audit),
             "wall_s": round(wall, 1),
+            # Other work on the machine slows every model call; say how busy it was.
+            "load_average_start_end": [round(load_start, 2), round(os.getloadavg()[0], 2)],
         },
         "machine": hardware_fingerprint(),
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
