@@ -68,6 +68,18 @@ class Settings(BaseSettings):
     n_threads: int | None = Field(
         default=None, ge=1, description="Threads for in-process backends; default all cores."
     )
+    search_threshold: float = Field(
+        default=0.25,
+        ge=-1.0,
+        le=1.0,
+        description="Minimal cosine similarity of `hainet agents search` (see agents/search.py).",
+    )
+    publish_threshold: float = Field(
+        default=0.8,
+        ge=0.0,
+        lt=1.0,
+        description="Success rate an agent must be above to be published.",
+    )
     models: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="User models from the TOML [models.NAME] tables."
     )

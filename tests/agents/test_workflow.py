@@ -128,6 +128,12 @@ def test_context_overflow_and_missing_schema_support_are_classified() -> None:
     run = asyncio.run(_runner(overflow).run(_one_step(), "x"))
     assert run.error_kind == "context_overflow"
 
+    def numpy_overflow(request: Request) -> str:
+        raise BackendError("m: could not broadcast input array from shape (72,) into shape (0,)")
+
+    run = asyncio.run(_runner(numpy_overflow).run(_one_step(), "x"))
+    assert run.error_kind == "context_overflow"
+
     class NoSchema(MockBackend):
         supports_json_schema = False
 

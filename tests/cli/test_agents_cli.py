@@ -103,8 +103,10 @@ def test_test_publish_search_show_list_rate(spec_file: Path) -> None:
     res = invoke("search", "make letters uppercase", "--threshold", "0.2", "--json")
     hits = json.loads(res.output)
     assert [h["name"] for h in hits] == ["shout"] and hits[0]["similarity"] > 0.2
-    res = invoke("search", "make letters uppercase")  # default 0.7: nothing that close
-    assert "no published agent above similarity 0.7" in res.output
+    res = invoke("search", "make letters uppercase")  # the default threshold finds it
+    assert "shout" in res.output
+    res = invoke("search", "make letters uppercase", "--threshold", "0.9")
+    assert "no published agent above similarity 0.9" in res.output
 
     res = invoke("rate", "shout", "--stars", "4", "--text", "loud and clear")
     assert res.exit_code == 0 and "rated shout 1.0.0 4/5" in res.output

@@ -1,5 +1,9 @@
 """Agents: versioned specs, their workflow runner, tests, the marketplace, evolution."""
 
+from hainet.agents.evolve import Budget, Evolver, load_cases
+from hainet.agents.marketplace import Marketplace, PublishRefused
+from hainet.agents.scoring import ScoreWeights, score_reports
+from hainet.agents.search import SearchHit, SearchIndex
 from hainet.agents.spec import (
     AgentSpec,
     Example,
@@ -19,6 +23,15 @@ __all__ = [
     "AgentRun",
     "AgentRunner",
     "AgentSpec",
+    "Budget",
+    "Evolver",
+    "Marketplace",
+    "PublishRefused",
+    "ScoreWeights",
+    "SearchHit",
+    "SearchIndex",
+    "load_cases",
+    "score_reports",
     "CaseOutcome",
     "StepRecord",
     "TestReport",

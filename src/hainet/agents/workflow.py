@@ -212,8 +212,18 @@ def parse_output(step: GenerateStep, text: str) -> Any:
     raise StepFailed("parse", f"{stripped[:80]!r} is none of {step.choices}")
 
 
+# llama-cpp-python 0.3 reports a prompt longer than n_ctx either as "Requested tokens
+# (N) exceed context window of M" or, measured with n_ctx 128 and a 200-token prompt,
+# as a numpy error while it copies the tokens into its full buffer.
+_LLAMA_OVERFLOW = re.compile(
+    r"could not broadcast input array from shape \(\d+,\) into shape \(0,\)"
+)
+
+
 def _is_context_overflow(message: str) -> bool:
     text = message.lower()
+    if _LLAMA_OVERFLOW.search(message):
+        return True
     return "context" in text and any(w in text for w in ("exceed", "overflow", "too long"))
 
 

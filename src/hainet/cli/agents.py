@@ -212,7 +212,9 @@ def test(
 @app.command()
 def publish(
     agent: str = typer.Argument(..., help="Spec file, stored id prefix or name[@version]."),
-    threshold: float = typer.Option(0.8, "--threshold", help="Success rate to beat (0..1)."),
+    threshold: float | None = typer.Option(
+        None, "--threshold", help="Success rate to beat (default: publish_threshold, 0.8)."
+    ),
     model: str | None = ModelOption,
     models: list[str] | None = typer.Option(
         None, "--models", help="Other models to test on too (versatility)."
@@ -223,6 +225,7 @@ def publish(
     """Gate (the test set, sandboxed) and publish: refused unless the rate is above
     the threshold."""
     cfg = settings()
+    threshold = cfg.publish_threshold if threshold is None else threshold
     with _market(cfg) as market:
         spec = _spec(market, agent)
         names = [_model_name(spec, model), *(m for m in models or [] if m != model)]
@@ -274,13 +277,19 @@ def _score_table(score: dict[str, Any]) -> Table:
 @app.command()
 def search(
     text: str = typer.Argument(..., help="What you need done, in your words."),
-    threshold: float = typer.Option(0.7, "--threshold", help="Minimal cosine similarity."),
+    threshold: float | None = typer.Option(
+        None,
+        "--threshold",
+        help="Minimal cosine similarity (default: search_threshold, 0.25).",
+    ),
     top: int = typer.Option(10, "--top", min=1, help="How many agents."),
     as_json: bool = JsonOption,
 ) -> None:
     """Find published agents: similarity above the threshold, ranked by
     0.4 x similarity + 0.6 x score."""
-    with _market(settings()) as market:
+    cfg = settings()
+    threshold = cfg.search_threshold if threshold is None else threshold
+    with _market(cfg) as market:
         hits = market.search(text, threshold=threshold, top=top)
     if as_json:
         print_json([h.to_dict() for h in hits])
