@@ -1,5 +1,7 @@
 """Agents: versioned specs, their workflow runner, tests, the marketplace, evolution."""
 
+from hainet.agents.create import CreateResult, create_agent
+from hainet.agents.create_examples import load_examples
 from hainet.agents.evolve import Budget, Evolver, load_cases
 from hainet.agents.marketplace import Marketplace, PublishRefused
 from hainet.agents.scoring import ScoreWeights, score_reports
@@ -24,13 +26,16 @@ __all__ = [
     "AgentRunner",
     "AgentSpec",
     "Budget",
+    "CreateResult",
     "Evolver",
     "Marketplace",
     "PublishRefused",
     "ScoreWeights",
     "SearchHit",
     "SearchIndex",
+    "create_agent",
     "load_cases",
+    "load_examples",
     "score_reports",
     "CaseOutcome",
     "StepRecord",
