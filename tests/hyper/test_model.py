@@ -43,6 +43,7 @@ def test_two_generations_on_the_bundled_model(tmp_path: Path) -> None:
                 controls,
                 lambda proc: Evolver(runner, operators=proc.operators),
                 trainset=train,
+                failure_cases=3,
                 procedure=MetaProcedure(operators={"few_shot": 1.0, "params": 1.0}, candidates=1),
             )
             run = await loop.run(spec, generations=2)

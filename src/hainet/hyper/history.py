@@ -103,8 +103,8 @@ def self_evaluate(report: ReportLike) -> dict[str, Any]:
             sum(o.prompt_tokens + o.completion_tokens for o in outcomes) / n, 2
         ),
         "completion_tokens_per_case": round(sum(o.completion_tokens for o in outcomes) / n, 2),
-        "latency_s_mean": round(statistics.fmean(o.wall_s for o in outcomes), 4),
-        "latency_s_max": round(max(o.wall_s for o in outcomes), 4),
+        "latency_s_mean": round(statistics.fmean(o.wall_s for o in outcomes), 6),
+        "latency_s_max": round(max(o.wall_s for o in outcomes), 6),
         "peak_rss_mb": round(max(rss), 1) if rss else None,
         "errors": sum(1 for o in outcomes if getattr(o, "error", None)),
         "consistency": consistency,
