@@ -289,3 +289,26 @@ def test_real_model_runs_the_arithmetic_agent(
     assert first.output == again.output  # temperature 0: same input, same answer
     assert report.total == 2 and 0.0 <= report.success_rate <= 1.0
     assert report.model == "gemma-3-270m"
+
+
+def test_tool_arguments_are_checked_against_the_tools_schema(arithmetic_spec: AgentSpec) -> None:
+    # No sandbox given: the check happens before anything would run there.
+    run = asyncio.run(
+        _runner(lambda r: '{"expression": "2+5"}').run(
+            arithmetic_spec.derive(
+                workflow=[
+                    arithmetic_spec.workflow[0].model_dump(),
+                    {
+                        "id": "compute",
+                        "kind": "tool",
+                        "tool": "calculator",
+                        "args": {"expr": "{call.expression}"},
+                        "output": "answer",
+                    },
+                ]
+            ),
+            "x",
+        )
+    )
+    assert run.error_kind == "tool"
+    assert "calculator" in (run.error or "") and "expression" in (run.error or "")

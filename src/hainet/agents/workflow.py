@@ -220,6 +220,18 @@ _LLAMA_OVERFLOW = re.compile(
 )
 
 
+def _shape(schema: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The argument names of a tool's schema, without its types, enums and patterns:
+    those steer a model's output (and read as a grammar), while the tool itself
+    accepts more (``unit_convert`` takes "kilometers" and "1,500") and answers a value
+    it cannot use with its own error."""
+    if not schema or schema.get("type") != "object":
+        return schema
+    keep = ("type", "required", "additionalProperties")
+    props: dict[str, Any] = {name: {} for name in schema.get("properties", {})}
+    return {**{k: schema[k] for k in keep if k in schema}, "properties": props}
+
+
 def _is_context_overflow(message: str) -> bool:
     text = message.lower()
     if _LLAMA_OVERFLOW.search(message):
@@ -394,8 +406,17 @@ class AgentRunner:
         return outcome.value
 
     async def _tool(self, tool: ToolDef, step: ToolStep, variables: dict[str, Any]) -> Any:
-        source = builtin_tool(tool.builtin).source if tool.builtin else (tool.source or "")
+        builtin = builtin_tool(tool.builtin) if tool.builtin else None
+        source = builtin.source if builtin else (tool.source or "")
         kwargs = _resolve(step.args, variables)
+        # Checked here, before the sandbox: a model's malformed arguments get a clear
+        # error naming the argument instead of a TypeError from inside the tool.
+        schema = _shape(tool.parameters or (builtin.parameters if builtin else None))
+        if schema is not None:
+            errors = list(jsonschema.Draft202012Validator(schema).iter_errors(kwargs))
+            if errors:
+                where = ".".join(str(p) for p in errors[0].absolute_path) or "arguments"
+                raise StepFailed("tool", f"{tool.name}: {where}: {errors[0].message}")
         wrapper = f"\n\ndef {_TOOL_ENTRY}(kwargs):\n    return {tool.name}(**kwargs)\n"
         if tool.builtin and tool.builtin != tool.name:
             wrapper = f"\n\ndef {_TOOL_ENTRY}(kwargs):\n    return {tool.builtin}(**kwargs)\n"
