@@ -18,6 +18,7 @@ Build trap on CPUs with AMX: see the Makefile (llama.cpp is compiled without AMX
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
 import threading
@@ -26,6 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
+
+import numpy as np
 
 from hainet.backends.base import Backend, missing_dependency
 from hainet.errors import BackendError, ModelNotFound
@@ -51,6 +54,142 @@ def _grammar(schema_json: str) -> Any:
         return llama_cpp.LlamaGrammar.from_json_schema(schema_json, verbose=False)
     except Exception as exc:  # the converter raises bare ValueError/RuntimeError
         raise BackendError(f"cannot turn the JSON schema into a grammar: {exc}") from None
+
+
+class _GrammarLastSampler:
+    """llama.cpp's ``common_sampler`` order (``grammar_first = false``) for one request.
+
+    llama-cpp-python puts the grammar sampler before greedy/top-k, so every step checks
+    all 262,144 tokens of the bundled model's vocabulary against the grammar.  Here the
+    token is sampled without the grammar and only that one token is checked; when the
+    grammar rejects it, the step is sampled again with the grammar applied first.  At
+    temperature 0 the re-sample looks at the highest-scoring candidates first (ordered
+    like greedy breaks ties: higher logit, then lower id), so the answer is exactly the
+    grammar-first argmax; the whole vocabulary is checked only when none of them fits.
+    Above temperature 0 the re-sample covers the whole vocabulary, as llama.cpp does.
+
+    Duck-types ``llama_cpp._internals.LlamaSampler``: ``Llama.sample`` calls
+    ``sample(ctx, idx)`` and expects the token accepted, as ``llama_sampler_sample``
+    does.  A token the grammar rejects never reaches the grammar's ``accept`` (llama.cpp
+    aborts the process there).
+    """
+
+    # Greedy re-sample: grammar-check this many best candidates before all of them.
+    SHORTLIST = 128
+
+    def __init__(self, lc: Any, chain: Any, grammar: Any, n_vocab: int, *, greedy: bool):
+        self._lc = lc
+        self._chain = chain  # LlamaSampler without the grammar; owns its C sampler
+        self._grammar = grammar  # a bare llama_sampler_p owned by this object
+        self._n_vocab = n_vocab
+        self._greedy = greedy
+        self._data = (lc.llama_token_data * n_vocab)()
+        self._view = np.ctypeslib.as_array(self._data)
+        self._ids = np.arange(n_vocab, dtype=np.int32)
+        self._cur = lc.llama_token_data_array(
+            data=self._data, size=n_vocab, selected=-1, sorted=False
+        )
+        self._one = (lc.llama_token_data * 1)()
+        self._one_arr = lc.llama_token_data_array(data=self._one, size=1, selected=-1, sorted=False)
+        self.steps = 0
+        self.resampled = 0
+
+    def _fill(self, ctx: Any, idx: int) -> None:
+        logits = np.ctypeslib.as_array(
+            self._lc.llama_get_logits_ith(ctx.ctx, idx), shape=(self._n_vocab,)
+        )
+        self._view["id"] = self._ids
+        self._view["logit"] = logits
+        self._view["p"] = 0.0
+        self._cur.size = self._n_vocab
+        self._cur.selected = -1
+        self._cur.sorted = False
+
+    def _allowed(self, token: int) -> bool:
+        self._one[0].id = token
+        self._one[0].logit = 1.0
+        self._one[0].p = 0.0
+        self._one_arr.size = 1
+        self._one_arr.selected = -1
+        self._one_arr.sorted = False
+        self._lc.llama_sampler_apply(self._grammar, ctypes.byref(self._one_arr))
+        return bool(np.isfinite(self._one[0].logit))
+
+    def _greedy_shortlist(self) -> int | None:
+        # After the first pass ``_view`` holds the chain's (penalised) logits in id
+        # order; greedy would pick the first maximum among the allowed ones.
+        logits = self._view["logit"]
+        k = min(self.SHORTLIST, self._n_vocab)
+        kth = np.partition(logits, self._n_vocab - k)[self._n_vocab - k]
+        # Every token tied with the k-th best comes along, so no tie is cut off.
+        cand = np.flatnonzero(logits >= kth)
+        cand = cand[np.lexsort((cand, -logits[cand]))]
+        short = (self._lc.llama_token_data * len(cand))()
+        sview = np.ctypeslib.as_array(short)
+        sview["id"] = cand.astype(np.int32)
+        sview["logit"] = logits[cand]
+        sview["p"] = 0.0
+        arr = self._lc.llama_token_data_array(data=short, size=len(cand), selected=-1, sorted=False)
+        self._lc.llama_sampler_apply(self._grammar, ctypes.byref(arr))
+        ok = np.flatnonzero(np.isfinite(sview["logit"]))
+        return int(sview["id"][ok[0]]) if len(ok) else None
+
+    def sample(self, ctx: Any, idx: int = -1) -> int:
+        lc = self._lc
+        self.steps += 1
+        self._fill(ctx, idx)
+        lc.llama_sampler_apply(self._chain.sampler, ctypes.byref(self._cur))
+        token = int(self._data[self._cur.selected].id)
+        if not self._allowed(token):
+            self.resampled += 1
+            found = self._greedy_shortlist() if self._greedy else None
+            if found is not None:
+                token = found
+            else:
+                self._fill(ctx, idx)
+                lc.llama_sampler_apply(self._grammar, ctypes.byref(self._cur))
+                lc.llama_sampler_apply(self._chain.sampler, ctypes.byref(self._cur))
+                sel = self._cur.selected
+                if sel < 0 or not np.isfinite(self._data[sel].logit):
+                    raise BackendError("the JSON grammar allows no token at this point")
+                token = int(self._data[sel].id)
+        lc.llama_sampler_accept(self._grammar, token)
+        lc.llama_sampler_accept(self._chain.sampler, token)
+        return token
+
+    def close(self) -> None:
+        if self._grammar is not None:
+            self._lc.llama_sampler_free(self._grammar)
+            self._grammar = None
+        self._chain.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+@lru_cache(maxsize=1)
+def _llama_class(llama_cpp: Any) -> Any:
+    """``llama_cpp.Llama`` with the grammar applied after sampling, not before."""
+
+    class GrammarLastLlama(llama_cpp.Llama):  # type: ignore[misc]
+        # True: llama-cpp-python's own order (the grammar filters the whole vocabulary
+        # before every step); kept for comparison in tests and benchmarks/grammar.py.
+        grammar_first = False
+
+        def _init_sampler(self, *args: Any, grammar: Any = None, **kwargs: Any) -> Any:
+            if grammar is None or self.grammar_first or kwargs.get("logits_processor"):
+                return super()._init_sampler(*args, grammar=grammar, **kwargs)
+            chain = super()._init_sampler(*args, grammar=None, **kwargs)
+            gsmpl = llama_cpp.llama_sampler_init_grammar(
+                self._model.vocab, grammar._grammar.encode(), grammar._root.encode()
+            )
+            if not gsmpl:
+                chain.close()
+                raise BackendError("llama.cpp rejected the grammar built from the JSON schema")
+            temp = kwargs.get("temp", 0.8)
+            return _GrammarLastSampler(llama_cpp, chain, gsmpl, self._n_vocab, greedy=temp == 0.0)
+
+    return GrammarLastLlama
 
 
 def _quiet() -> Any:
@@ -115,7 +254,7 @@ class LlamaCppBackend(Backend):
     def _load(self, llama_cpp: Any, path: Path) -> Any:
         # llama.cpp writes some notices straight to fd 2 even with verbose=False.
         with _quiet():
-            return llama_cpp.Llama(
+            return _llama_class(llama_cpp)(
                 model_path=str(path),
                 n_ctx=self.spec.n_ctx,
                 n_threads=self.n_threads,
@@ -198,6 +337,16 @@ class LlamaCppBackend(Backend):
             finish_reason=choice.get("finish_reason"),
             model=self.spec.name,
         )
+
+    @property
+    def grammar_first(self) -> bool:
+        """Whether JSON-schema requests use llama-cpp-python's own sampler order (the
+        grammar checks the whole vocabulary every step) instead of the fast one."""
+        return bool(self._llm.grammar_first)
+
+    @grammar_first.setter
+    def grammar_first(self, value: bool) -> None:
+        self._llm.grammar_first = value
 
     def clear_cache(self) -> None:
         """Forget every cached token so the next answer depends only on its prompt."""
