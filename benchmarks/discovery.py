@@ -4,7 +4,7 @@ Setup (not timed): 100,000 valid agent specs (content-hashed ids) are stored as
 published in a fresh SQLite store, each with a score and a search vector.  Vectors
 are real MiniLM embeddings of 1,000 distinct purposes, each reused by 100 agents
 with Gaussian noise added (cosine about 0.9 to its purpose), so that many agents
-pass the 0.7 threshold and the ranking step does real work; embedding 100,000
+pass the default threshold and the ranking step does real work; embedding 100,000
 texts would take minutes and measure the embedding model, not the search.
 
 Timed, side by side on the same matrix and the same embedded queries:
@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from hainet.agents.search import SearchIndex
+from hainet.agents.search import DEFAULT_THRESHOLD, DEFAULT_TOP, SearchIndex
 from hainet.agents.spec import parse_spec
 from hainet.bench import hardware_fingerprint
 from hainet.config import atomic_write
@@ -49,7 +49,7 @@ from hainet.store import AgentStore, Store
 
 RESULTS = Path(__file__).parent / "results" / "discovery.json"
 GOAL_MS = 20.0
-THRESHOLD, TOP = 0.7, 10
+THRESHOLD, TOP = DEFAULT_THRESHOLD, DEFAULT_TOP
 
 VERBS = [
     "Summarize", "Translate", "Classify", "Extract the key fields from", "Answer questions about",
