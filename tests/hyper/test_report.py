@@ -44,3 +44,23 @@ def test_report_has_score_chart_and_lineage_when_hyper_runs_exist(
     analysis = json.loads(paths.analysis.read_text())
     assert [h["id"] for h in analysis["hyper"]] == [run.id]
     assert len(analysis["hyper"][0]["generations"]) == len(gens)
+
+
+def test_hainet_report_command_includes_the_stores_hyper_runs(
+    store: Store, db_url: str, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from hainet.cli import app
+
+    make_runs(store)
+    controls, _ = make_controls()
+    loop = HyperLoop(
+        store, controls, lambda _p: ScriptedProposer(), trainset=TRAIN, procedure=procedure()
+    )
+    run = asyncio.run(loop.run(root_spec(), generations=2))
+    out = tmp_path / "cli-report"
+    res = CliRunner().invoke(app, ["--db", db_url, "report", "--output-dir", str(out)])
+    assert res.exit_code == 0, res.output
+    html = (out / "report.html").read_text()
+    assert 'id="hyper"' in html and f"run {run.id[:8]}" in html

@@ -30,6 +30,12 @@ def _runs_from_file(path: Path) -> list[Run]:
         ) from exc
 
 
+def _checked(chosen: list[Run]) -> list[Run]:
+    if not any(r.status in ("completed", "interrupted") for r in chosen):
+        raise ConfigError("no completed runs to report on", hint="run `hainet bench` first")
+    return chosen
+
+
 def report(
     runs: list[str] = typer.Option(
         [], "--runs", help="Run ids (or unique prefixes) [every completed run]."
@@ -45,16 +51,15 @@ def report(
     if runs and results is not None:
         raise ConfigError("give --runs or --results, not both")
     if results is not None:
-        chosen = _runs_from_file(results)
+        paths = build_report(_checked(_runs_from_file(results)), output_dir)
     else:
         with open_store(settings()) as store:
             if runs:
                 chosen = [store.get_run(r) for r in runs]
             else:
                 chosen = store.list_runs(limit=_ALL, status="completed")
-    if not any(r.status in ("completed", "interrupted") for r in chosen):
-        raise ConfigError("no completed runs to report on", hint="run `hainet bench` first")
-    paths = build_report(chosen, output_dir)
+            # The store's self-improvement runs too: score over generations, lineage.
+            paths = build_report(_checked(chosen), output_dir, hyper_store=store)
     console.print(f"report:   {paths.html}")
     console.print(f"analysis: {paths.analysis}")
     for name, path in paths.charts.items():
