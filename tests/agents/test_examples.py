@@ -7,12 +7,12 @@ import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 import pytest
 
 from hainet.agents.builtin_tools import BUILTIN_TOOLS
+from hainet.agents.marketplace import Marketplace, PublishRefused
 from hainet.agents.spec import AgentSpec, GenerateStep, load_spec
 from hainet.agents.testing import test_agent
 from hainet.agents.workflow import AgentRunner, parse_output
@@ -21,6 +21,7 @@ from hainet.backends.catalog import Catalog
 from hainet.backends.mock import MockBackend
 from hainet.config import load_settings
 from hainet.sandbox import Sandbox
+from hainet.store import Store
 from hainet.types import Request
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "agents"
@@ -167,26 +168,34 @@ def bundled_runner(
         asyncio.run(backend.aclose())
 
 
-def _gate_rate(name: str, runner: AgentRunner) -> tuple[float, list[Any]]:
-    spec = _spec(name)
-    report = asyncio.run(test_agent(spec, runner, cases=spec.test_cases))
-    return report.success_rate, [(o.test_id, o.output, o.error) for o in report.failures()]
+@pytest.fixture(scope="module")
+def market(tmp_path_factory: pytest.TempPathFactory) -> Marketplace:
+    return Marketplace(Store(f"sqlite:///{tmp_path_factory.mktemp('market') / 'hainet.db'}"))
 
 
 @pytest.mark.model
 @pytest.mark.slow
 @pytest.mark.parametrize("name", PASSING)
-def test_examples_pass_the_gate_on_the_bundled_model(
-    name: str, bundled_runner: AgentRunner
+def test_examples_pass_the_gate_on_the_bundled_model_and_are_published(
+    name: str, bundled_runner: AgentRunner, market: Marketplace
 ) -> None:
-    rate, failures = _gate_rate(name, bundled_runner)
-    assert rate > GATE, (name, rate, failures)
+    spec = _spec(name)
+    result = asyncio.run(market.publish(spec, bundled_runner, threshold=GATE))
+    failures = [(o.test_id, o.output, o.error) for o in result.reports[0].failures()]
+    assert result.success_rate > GATE, (name, result.success_rate, failures)
+    assert market.agents.get(spec.id).status == "published"
+    # The measured results are stored with the published version.
+    assert [r.success_rate for r in market.agents.reports(spec.id)] == [result.success_rate]
 
 
 @pytest.mark.model
 @pytest.mark.slow
-def test_free_text_trivia_fails_the_gate_on_the_bundled_model(
-    bundled_runner: AgentRunner,
+def test_free_text_trivia_is_refused_with_its_measured_rate(
+    bundled_runner: AgentRunner, market: Marketplace
 ) -> None:
-    rate, _ = _gate_rate("capital-trivia", bundled_runner)
-    assert rate <= GATE
+    spec = _spec("capital-trivia")
+    with pytest.raises(PublishRefused) as refused:
+        asyncio.run(market.publish(spec, bundled_runner, threshold=GATE))
+    assert refused.value.rate <= GATE
+    assert f"success rate {refused.value.rate:.3f}" in str(refused.value)
+    assert market.agents.get(spec.id).status == "draft"
