@@ -98,3 +98,10 @@ def test_published_json_schema_accepts_a_spec_and_rejects_a_bad_one() -> None:
     bad = dict(good, workflow="not a list")
     assert list(validator.iter_errors(bad))
     assert AgentSpec.model_json_schema()["title"] == "AgentSpec"
+
+
+def test_the_published_schema_file_is_current() -> None:
+    # docs/agent-spec.schema.json is what users validate against; regenerate it with
+    # `hainet agents schema > docs/agent-spec.schema.json` when the spec changes.
+    path = Path(__file__).resolve().parents[2] / "docs" / "agent-spec.schema.json"
+    assert json.loads(path.read_text()) == json_schema()
