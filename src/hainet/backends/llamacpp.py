@@ -24,7 +24,13 @@ grammar.  Measured on the bundled model, 2 cores, temperature 0, same text both 
   a 15-token object 0.9-1.0 s grammar-first (15-16 tokens/s).  The model's free
   choice broke the grammar on 11 of 49 and 6 of 16 steps; the greedy re-sample found
   the answer among the best 128 candidates.
-* loaded machine: see benchmarks/results/grammar.json (load averages recorded there).
+* benchmarks/grammar.py, 4 schemas, 128 tokens, median of 3 rounds (load average
+  3.9 falling to 2.7, another model process finishing): grammar-first 7.9 s (16
+  tokens/s), here 3.7 s (34 tokens/s), 2.1x; free decoding 42 tokens/s.  What is
+  left is prefill and the per-step copy of 262,144 logits into the candidate array.
+  While a second llama.cpp process competed for both cores, even free decoding
+  stalled (OpenMP threads waiting on each other): that, not the grammar, is the
+  0.4 tokens/s seen on a loaded machine.
 
 ``LlamaCppBackend.grammar_first = True`` restores llama-cpp-python's order, for
 comparison.  Above temperature 0 the two orders draw different (equally valid)
