@@ -20,17 +20,18 @@ so every step matches all 262,144 tokens of the bundled model's vocabulary again
 grammar.  Measured on the bundled model, 2 cores, temperature 0, same text both ways:
 
 * quiet machine (load average 0.8): a 48-token nested object 2.8-3.0 s grammar-first,
-  1.15-1.2 s here (16-17 vs 41 tokens/s; free decoding of the same prompt about 40);
-  a 15-token object 0.9-1.0 s grammar-first (15-16 tokens/s).  The model's free
-  choice broke the grammar on 11 of 49 and 6 of 16 steps; the greedy re-sample found
-  the answer among the best 128 candidates.
+  1.15-1.2 s here (16-17 vs 41 tokens/s; free decoding 36-43 tokens/s); a 15-token
+  object 0.9-1.0 s grammar-first (15-16 tokens/s).  The model's free choice broke
+  the grammar on 11 of 49 and 6 of 16 steps, so re-sampling must be cheap too: the
+  greedy one checks the best 128 candidates before the whole vocabulary.
 * benchmarks/grammar.py, 4 schemas, 128 tokens, median of 3 rounds (load average
   3.9 falling to 2.7, another model process finishing): grammar-first 7.9 s (16
-  tokens/s), here 3.7 s (34 tokens/s), 2.1x; free decoding 42 tokens/s.  What is
-  left is prefill and the per-step copy of 262,144 logits into the candidate array.
-  While a second llama.cpp process competed for both cores, even free decoding
-  stalled (OpenMP threads waiting on each other): that, not the grammar, is the
-  0.4 tokens/s seen on a loaded machine.
+  tokens/s), here 3.7 s (34 tokens/s), 2.1x; free decoding 42 tokens/s (wall time
+  with prefill, which weighs more in 32-token answers than in free 80-token ones;
+  copying the 262,144 logits into the candidate array costs 0.4 ms a step).
+  While another process ran the model tests on both cores, this benchmark sat in
+  ``llama_decode`` (free decoding included) for minutes; such contention, more than
+  the grammar, is behind the 0.4 tokens/s seen on a loaded machine.
 
 ``LlamaCppBackend.grammar_first = True`` restores llama-cpp-python's order, for
 comparison.  Above temperature 0 the two orders draw different (equally valid)
