@@ -24,9 +24,10 @@ grammar.  Measured on the bundled model, 2 cores, temperature 0, same text both 
   object 0.9-1.0 s grammar-first (15-16 tokens/s).  The model's free choice broke
   the grammar on 11 of 49 and 6 of 16 steps, so re-sampling must be cheap too: the
   greedy one checks the best 128 candidates before the whole vocabulary.
-* benchmarks/grammar.py, 4 schemas, 128 tokens, median of 3 rounds (load average
-  3.9 falling to 2.7, another model process finishing): grammar-first 7.9 s (16
-  tokens/s), here 3.7 s (34 tokens/s), 2.1x; free decoding 42 tokens/s (wall time
+* benchmarks/grammar.py, 4 schemas, 128 tokens, median of 3 rounds: load average
+  1.0-1.5: grammar-first 7.6 s (16.9 tokens/s), here 3.7 s (34.9 tokens/s), 2.06x;
+  load 3.9 falling to 2.7 (another model process finishing): 7.9 s vs 3.7 s, 2.12x;
+  free decoding 42 tokens/s both times (wall time
   with prefill, which weighs more in 32-token answers than in free 80-token ones;
   copying the 262,144 logits into the candidate array costs 0.4 ms a step).
   While another process ran the model tests on both cores, this benchmark sat in
