@@ -370,8 +370,12 @@ class AgentRunner:
             except (BackendUnavailable, ModelNotFound):
                 raise
             except BackendError as exc:
-                kind = "context_overflow" if _is_context_overflow(str(exc)) else "backend"
-                raise StepFailed(kind, str(exc)) from None
+                if _is_context_overflow(str(exc)):
+                    n_ctx = self.backend.spec.n_ctx
+                    raise StepFailed(
+                        "context_overflow", f"prompt longer than the context ({n_ctx}): {exc}"
+                    ) from None
+                raise StepFailed("backend", str(exc)) from None
             prompt_tokens += completion.prompt_tokens
             completion_tokens += completion.completion_tokens
             texts.append(completion.text)
