@@ -7,15 +7,13 @@ from the outputs).  Errors name the file and the line or item.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
+from hainet.agents.datafiles import read_items
 from hainet.agents.spec import TestCase, canonical_json
 from hainet.errors import ValidationError
 
@@ -78,35 +76,7 @@ def load_examples(path: str | Path) -> list[LabeledExample]:
     Errors name the file and the line (JSONL) or item number (JSON, YAML).
     """
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ValidationError(f"cannot read examples {p}: {exc.strerror or exc}") from None
-    items: list[tuple[Any, str]] = []
-    if p.suffix == ".jsonl":
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                items.append((json.loads(line), f"{p} line {n}"))
-            except json.JSONDecodeError as exc:
-                raise ValidationError(f"{p} line {n}: not valid JSON: {exc.msg}") from None
-    else:
-        try:
-            data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-        except json.JSONDecodeError as exc:
-            raise ValidationError(
-                f"{p} line {exc.lineno} column {exc.colno}: not valid JSON: {exc.msg}"
-            ) from None
-        except yaml.YAMLError as exc:
-            raise ValidationError(f"{p}: not valid YAML: {exc}") from None
-        if isinstance(data, dict) and "examples" in data:
-            data = data["examples"]
-        if not isinstance(data, list):
-            raise ValidationError(
-                f"{p}: expected a list of {{input, output}} examples, got {type(data).__name__}"
-            )
-        items = [(x, f"{p} item {i}") for i, x in enumerate(data, 1)]
+    items = read_items(p, what="examples", wrapper="examples")
     examples = [_check_example(x, where) for x, where in items]
     if len(examples) < MIN_EXAMPLES:
         raise ValidationError(

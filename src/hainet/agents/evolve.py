@@ -31,7 +31,6 @@ come from the training set only.
 
 from __future__ import annotations
 
-import json
 import random
 import statistics
 import time
@@ -40,10 +39,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError as PydanticValidationError
 
 from hainet.agents import operators as ops
+from hainet.agents.datafiles import read_items
 from hainet.agents.operators import DEFAULT_REWRITE_TEMPLATE, bump_version
 from hainet.agents.spec import AgentSpec, TestCase, canonical_json, now
 from hainet.agents.testing import CaseOutcome, TestReport, test_agent
@@ -150,31 +149,9 @@ def load_cases(path: str | Path) -> list[TestCase]:
     Errors name the file, the line (JSONL) or item, and the field.
     """
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ValidationError(f"cannot read {p}: {exc.strerror or exc}") from None
-    items: list[tuple[str, Any]] = []
-    if p.suffix == ".jsonl":
-        for i, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                items.append((f"{p} line {i}", json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise ValidationError(f"{p} line {i}: not valid JSON: {exc.msg}") from None
-    else:
-        try:
-            data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-        except (json.JSONDecodeError, yaml.YAMLError) as exc:
-            raise ValidationError(
-                f"{p}: not valid {p.suffix.lstrip('.') or 'YAML'}: {exc}"
-            ) from None
-        if not isinstance(data, list):
-            raise ValidationError(f"{p}: expected a list of test cases, got {type(data).__name__}")
-        items = [(f"{p} item {i}", d) for i, d in enumerate(data)]
+    items = read_items(p, what="test cases")
     cases: list[TestCase] = []
-    for where, item in items:
+    for item, where in items:
         if not isinstance(item, dict):
             raise ValidationError(f"{where}: a test case is a mapping, got {type(item).__name__}")
         try:
