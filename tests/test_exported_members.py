@@ -5,6 +5,8 @@ def test_exported_members_are_locked() -> None:
     # Adding or removing a public name is an API change: update this list on purpose.
     assert sorted(hainet.__all__) == sorted(
         [
+            "AgentRunner",
+            "AgentSpec",
             "Backend",
             "BackendError",
             "BackendUnavailable",
@@ -13,11 +15,16 @@ def test_exported_members_are_locked() -> None:
             "Catalog",
             "Completion",
             "ConfigError",
+            "Controls",
+            "Evolver",
             "GenerationParams",
             "HainetError",
+            "HyperLoop",
+            "Marketplace",
             "Message",
             "ModelNotFound",
             "ModelSpec",
+            "Policy",
             "Request",
             "Run",
             "RunConfig",
@@ -32,10 +39,13 @@ def test_exported_members_are_locked() -> None:
             "ValidationError",
             "__version__",
             "load_settings",
+            "load_spec",
+            "open_runner",
             "open_backend",
             "register_backend",
             "run_bench",
             "select",
+            "test_agent",
         ]
     )
     for name in hainet.__all__:

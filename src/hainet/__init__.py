@@ -6,6 +6,15 @@ detail that may move.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from hainet.agents import (
+    AgentRunner,
+    AgentSpec,
+    Evolver,
+    Marketplace,
+    load_spec,
+    open_runner,
+    test_agent,
+)
 from hainet.backends import Backend, Catalog, open_backend, register_backend
 from hainet.bench import BenchOptions, run_bench
 from hainet.config import Settings, load_settings
@@ -20,6 +29,7 @@ from hainet.errors import (
     SuiteError,
     ValidationError,
 )
+from hainet.hyper import Controls, HyperLoop, Policy
 from hainet.sandbox import Sandbox, SandboxResult
 from hainet.select import select
 from hainet.store import CaseResult, Run, Store
@@ -39,6 +49,8 @@ except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "AgentRunner",
+    "AgentSpec",
     "Backend",
     "BackendError",
     "BackendUnavailable",
@@ -47,11 +59,16 @@ __all__ = [
     "Catalog",
     "Completion",
     "ConfigError",
+    "Controls",
+    "Evolver",
     "GenerationParams",
     "HainetError",
+    "HyperLoop",
+    "Marketplace",
     "Message",
     "ModelNotFound",
     "ModelSpec",
+    "Policy",
     "Request",
     "Run",
     "RunConfig",
@@ -66,8 +83,11 @@ __all__ = [
     "ValidationError",
     "__version__",
     "load_settings",
+    "load_spec",
+    "open_runner",
     "open_backend",
     "register_backend",
     "run_bench",
     "select",
+    "test_agent",
 ]
