@@ -80,6 +80,11 @@ class Settings(BaseSettings):
         lt=1.0,
         description="Success rate an agent must be above to be published.",
     )
+    score_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="Weights of an agent's score components (performance, accuracy, "
+        "resources, versatility, stability); unset ones keep 0.3/0.3/0.2/0.1/0.1.",
+    )
     models: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="User models from the TOML [models.NAME] tables."
     )

@@ -154,3 +154,18 @@ def test_compat_and_recommend_model(spec_file: Path) -> None:
 def test_unknown_agent_is_a_clear_error() -> None:
     res = invoke("show", "nobody")
     assert isinstance(res.exception, StoreError) and "nobody" in str(res.exception)
+
+
+def test_score_weights_from_the_flag_over_the_config() -> None:
+    w = agents_cli.parse_weights("accuracy=0.5, stability=0", {"performance": 0.1})
+    assert (w.performance, w.accuracy, w.resources, w.stability) == (0.1, 0.5, 0.2, 0.0)
+    with pytest.raises(ValidationError, match="unknown component"):
+        agents_cli.parse_weights("speed=1", {})
+    with pytest.raises(ValidationError, match="is not a number"):
+        agents_cli.parse_weights("accuracy=high", {})
+    with pytest.raises(ValidationError, match="accuracy: must be a number >= 0"):
+        agents_cli.parse_weights("accuracy", {})
+    with pytest.raises(ValidationError, match="sum must be > 0"):
+        agents_cli.parse_weights(
+            "performance=0,accuracy=0,resources=0,versatility=0,stability=0", {}
+        )

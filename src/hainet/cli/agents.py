@@ -22,6 +22,7 @@ from hainet.agents.marketplace import (
     RunnerSource,
     rating_payload,
 )
+from hainet.agents.scoring import ScoreWeights
 from hainet.agents.spec import AgentSpec, json_schema, load_spec
 from hainet.agents.testing import TestReport
 from hainet.agents.workflow import AgentRun, AgentRunner, open_runner
@@ -65,11 +66,26 @@ async def _open(cfg: Settings, model: str, **kw: Any) -> AsyncIterator[AgentRunn
         yield runner
 
 
-def _market(cfg: Settings) -> contextlib.AbstractContextManager[Marketplace]:
+def parse_weights(text: str | None, base: dict[str, float]) -> ScoreWeights:
+    """``"accuracy=0.5,stability=0.2"`` over ``base`` (config.toml's score_weights)."""
+    weights = dict(base)
+    for part in filter(None, (p.strip() for p in (text or "").split(","))):
+        name, sep, value = part.partition("=")
+        try:
+            weights[name.strip()] = float(value) if sep else float("nan")
+        except ValueError:
+            raise ValidationError(f"--weights: {name.strip()}: {value!r} is not a number") from None
+    return ScoreWeights.from_dict(weights)
+
+
+def _market(
+    cfg: Settings, weights: str | None = None
+) -> contextlib.AbstractContextManager[Marketplace]:
     @contextlib.contextmanager
     def cm() -> Any:
+        chosen = parse_weights(weights, cfg.score_weights)
         with open_store(cfg) as store:
-            yield Marketplace(store, verify_signature=verify)
+            yield Marketplace(store, verify_signature=verify, weights=chosen)
 
     return cm()
 
@@ -220,13 +236,20 @@ def publish(
         None, "--models", help="Other models to test on too (versatility)."
     ),
     repeats: int = SeedsOption,
+    weights: str | None = typer.Option(
+        None,
+        "--weights",
+        help="Score weights, e.g. 'accuracy=0.5,stability=0.2' (default: score_weights "
+        "in config.toml, else performance 0.3, accuracy 0.3, resources 0.2, "
+        "versatility 0.1, stability 0.1).",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Gate (the test set, sandboxed) and publish: refused unless the rate is above
     the threshold."""
     cfg = settings()
     threshold = cfg.publish_threshold if threshold is None else threshold
-    with _market(cfg) as market:
+    with _market(cfg, weights) as market:
         spec = _spec(market, agent)
         names = [_model_name(spec, model), *(m for m in models or [] if m != model)]
 
