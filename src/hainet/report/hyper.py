@@ -18,6 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from hainet.store import Store  # noqa: E402
 from hainet.store.hyper import GenerationRecord, HyperStore  # noqa: E402
@@ -115,6 +116,7 @@ def _score_chart(run: dict[str, Any], path: Path) -> None:
         title += f"; test {final['baseline']['test']:.2f} -> {final['final']['test']:.2f}"
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("generation")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # generations are whole
     ax.set_ylabel("valset score")
     ax.set_ylim(-0.05, 1.05)
     ax.legend(fontsize=7, loc="upper left")
