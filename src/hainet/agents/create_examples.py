@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hainet.agents.datafiles import read_items
-from hainet.agents.spec import TestCase, canonical_json
+from hainet.agents.spec import TestCase
+from hainet.agents.workflow import as_text
 from hainet.errors import ValidationError
 
 __all__ = [
@@ -113,10 +114,6 @@ def output_kind(outputs: Sequence[Any]) -> OutputKind:
     if few and all(len(t) <= 40 and "\n" not in t for t in labels):
         return "label"
     return "text"
-
-
-def as_text(value: Any) -> str:
-    return value if isinstance(value, str) else canonical_json(value)
 
 
 def _pin_schema(target: dict[str, Any]) -> dict[str, Any]:

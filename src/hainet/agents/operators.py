@@ -32,9 +32,9 @@ from hainet.agents.spec import (
     TestCase,
     ToolDef,
     ToolStep,
-    canonical_json,
 )
 from hainet.agents.testing import CaseOutcome
+from hainet.agents.workflow import as_text as workflow_as_text
 from hainet.backends.base import Backend
 from hainet.errors import BackendError, ValidationError
 from hainet.suites.scorers import extract_json
@@ -103,14 +103,11 @@ class Change:
 
 
 def as_text(value: Any) -> str:
-    """A case's input or target as prompt text: a string as is, else canonical JSON."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
+    """A case's input or target as prompt text (:func:`workflow.as_text`), a whole
+    float written as an integer ("12", not "12.0")."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return canonical_json(value)
+    return workflow_as_text(value)
 
 
 def bump_version(version: str) -> str:

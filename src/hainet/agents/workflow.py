@@ -57,7 +57,15 @@ from hainet.sandbox import CallResult, Limits, Sandbox
 from hainet.suites.scorers import extract_json, normalize
 from hainet.types import GenerationParams, Message, ModelSpec, Request
 
-__all__ = ["AgentRun", "AgentRunner", "StepRecord", "open_runner", "parse_output", "render"]
+__all__ = [
+    "AgentRun",
+    "AgentRunner",
+    "StepRecord",
+    "as_text",
+    "open_runner",
+    "parse_output",
+    "render",
+]
 
 TOOL_LIMITS = Limits(timeout=10.0, memory_mb=256)
 _MIB = 1024 * 1024
@@ -131,6 +139,7 @@ class AgentRun:
 
 
 def as_text(value: Any) -> str:
+    """A value as text: a string as is, None as nothing, anything else as JSON."""
     if value is None:
         return ""
     if isinstance(value, str):
