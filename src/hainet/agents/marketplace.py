@@ -24,7 +24,6 @@ changed in the database behind the store's back is reported, never used.
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -59,14 +58,6 @@ __all__ = [
 ]
 
 RATING_DOMAIN = "agent.rating"
-
-# llama-cpp-python 0.3 reports a prompt longer than n_ctx as a numpy error while it
-# copies the tokens into its full buffer (measured: n_ctx 128, a 200-token prompt:
-# "could not broadcast input array from shape (72,) into shape (0,)"), not as a
-# context error; the workflow calls it a backend error.
-_LLAMA_OVERFLOW = re.compile(
-    r"could not broadcast input array from shape \(\d+,\) into shape \(0,\)"
-)
 
 # verify(public_key, domain, payload, signature) -> bool; hainet.net.identity.verify.
 # Injected: net/ sits above agents/ in the layers.
@@ -469,9 +460,6 @@ def _classify(report: TestReport) -> tuple[Incompatibility | None, str | None]:
         return "context_overflow", kinds["context_overflow"].error
     if "no_tool_support" in kinds:
         return "no_tool_support", kinds["no_tool_support"].error
-    for o in report.outcomes:
-        if o.error_kind == "backend" and _LLAMA_OVERFLOW.search(o.error or ""):
-            return "context_overflow", f"prompt longer than the context: {o.error}"
     failed = [o for o in report.outcomes if o.error_kind == "backend"]
     if failed and len(failed) == len(report.outcomes):
         return "crash", failed[0].error

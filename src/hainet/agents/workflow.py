@@ -54,7 +54,7 @@ from hainet.backends import open_backend
 from hainet.backends.base import Backend
 from hainet.errors import BackendError, BackendUnavailable, ModelNotFound
 from hainet.sandbox import CallResult, Limits, Sandbox
-from hainet.suites.scorers import extract_json, normalize
+from hainet.suites.scorers import NUMBER, extract_json, normalize
 from hainet.types import GenerationParams, Message, ModelSpec, Request
 
 __all__ = [
@@ -70,7 +70,6 @@ __all__ = [
 TOOL_LIMITS = Limits(timeout=10.0, memory_mb=256)
 _MIB = 1024 * 1024
 _VAR = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z0-9_]+)*)\}")
-_NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?|[-+]?\.\d+")
 _TOOL_ENTRY = "_hainet_tool_call"
 
 
@@ -192,7 +191,7 @@ def parse_output(step: GenerateStep, text: str) -> Any:
     if step.parser == "first_line":
         return next((line.strip() for line in stripped.splitlines() if line.strip()), "")
     if step.parser in ("number", "integer"):
-        m = _NUMBER.search(stripped)
+        m = NUMBER.search(stripped)
         if not m:
             raise StepFailed("parse", f"no number in {stripped[:80]!r}")
         number = float(m.group().replace(",", ""))

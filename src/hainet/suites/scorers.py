@@ -121,7 +121,8 @@ class ExactScorer:
         return Score(0.0, f"answer {answer!r} is not one of {accepted!r}")
 
 
-_NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?|[-+]?\.\d+")
+# A number as the numeric scorer and the agents' number parser read it.
+NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?|[-+]?\.\d+")
 
 
 class NumericScorer:
@@ -138,7 +139,7 @@ class NumericScorer:
             raise SuiteError(
                 f"case {case.id}: numeric target {case.target!r} is not a number"
             ) from None
-        match = _NUMBER.search(completion.text)
+        match = NUMBER.search(completion.text)
         if not match:
             return Score(0.0, "no number in the answer")
         try:
