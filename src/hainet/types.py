@@ -8,6 +8,7 @@ because they come from users (flags, TOML, the catalog) and must be validated.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -22,6 +23,7 @@ __all__ = [
     "RunConfig",
     "Timing",
     "ToolCall",
+    "canonical_json",
 ]
 
 Role = Literal["system", "user", "assistant", "tool"]
@@ -153,3 +155,12 @@ class RunConfig(BaseModel):
             temperature=self.temperature, max_tokens=self.max_tokens, seed=self.seed
         )
         return base.replace(**overrides) if overrides else base
+
+
+def canonical_json(data: Any, *, allow_nan: bool = True) -> str:
+    """Sorted keys, no spaces, UTF-8: one text per value, for content hashes and
+    signatures (agent specs, meta procedures, the store's integrity check, signed
+    records, which pass ``allow_nan=False``)."""
+    return json.dumps(
+        data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan
+    )

@@ -56,6 +56,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic import ValidationError as PydanticValidationError
 
 from hainet.errors import ValidationError
+from hainet.types import canonical_json
 
 __all__ = [
     "SPEC_SCHEMA_VERSION",
@@ -350,11 +351,6 @@ def _used_vars(step: Any) -> set[str]:
     elif isinstance(step, ValidateStep):
         texts = [step.value]
     return {m.group(1) for t in texts for m in _PLACEHOLDER.finditer(t)}
-
-
-def canonical_json(data: Any) -> str:
-    """Sorted keys, no spaces, UTF-8: one text per value, for hashing and signing."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def content_hash(spec: AgentSpec) -> str:

@@ -18,7 +18,6 @@ kept only if the generations after it improved faster or more than the ones befo
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +30,7 @@ from hainet.agents.operators import DEFAULT_REWRITE_TEMPLATE
 from hainet.backends.base import Backend
 from hainet.errors import BackendError, ValidationError
 from hainet.hyper.history import OperatorPayoff, improvement_rate
-from hainet.types import GenerationParams, Message, Request
+from hainet.types import GenerationParams, Message, Request, canonical_json
 
 __all__ = [
     "DEFAULT_OPERATORS",
@@ -46,10 +45,6 @@ __all__ = [
 ]
 
 DEFAULT_OPERATORS = OPERATORS
-
-
-def _canonical(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 class MetaProcedure(BaseModel):
@@ -86,11 +81,11 @@ class MetaProcedure(BaseModel):
         return self.model_dump(mode="json", exclude={"id"})
 
     def content_hash(self) -> str:
-        return hashlib.sha256(_canonical(self.content()).encode()).hexdigest()
+        return hashlib.sha256(canonical_json(self.content()).encode()).hexdigest()
 
     def to_json(self) -> str:
         """The exact text stored in the archive."""
-        return _canonical(self.model_dump(mode="json"))
+        return canonical_json(self.model_dump(mode="json"))
 
     @classmethod
     def from_json(cls, text: str) -> MetaProcedure:

@@ -16,8 +16,8 @@ peer id and orphan everything signed before.
 ``b"hainet-sig-v1\\0" + domain + b"\\0" + canonical_json(payload)``.  The domain tag
 (``"agent.publish"``, ``"agent.rating"``...) keeps a signature made for one purpose
 from being replayed as another.  Canonical JSON is sorted keys, no spaces, UTF-8,
-no NaN or infinity: the same form as :func:`hainet.agents.spec.canonical_json`
-(a test keeps the two identical).
+no NaN or infinity: :func:`hainet.types.canonical_json` with ``allow_nan=False``,
+the form agent specs are hashed in.
 
 :class:`SignedRecord` signs an envelope of the payload with its sequence number,
 key id and schema version, so none of those can be changed without breaking the
@@ -45,6 +45,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from pydantic import BaseModel, ConfigDict, Field
 
 from hainet.errors import ConfigError, ValidationError
+from hainet.types import canonical_json
 
 __all__ = [
     "KEY_FILE",
@@ -66,9 +67,7 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 def canonical_bytes(data: Any) -> bytes:
     """Sorted keys, no spaces, UTF-8, finite numbers only: one byte string per value."""
     try:
-        text = json.dumps(
-            data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
+        text = canonical_json(data, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"payload is not canonical JSON: {exc}") from None
     return text.encode("utf-8")

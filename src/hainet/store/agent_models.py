@@ -5,11 +5,12 @@ store checks every agent row against."""
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from hainet.types import canonical_json
 
 __all__ = [
     "AGENT_SCHEMA_VERSION",
@@ -38,8 +39,7 @@ def agent_content_hash(spec: dict[str, Any]) -> str:
     the same definition as ``hainet.agents.spec.content_hash`` (a test holds the two
     together), so the store can check a row without importing the agents layer."""
     content = {k: v for k, v in spec.items() if k not in _NOT_CONTENT}
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(canonical_json(content).encode()).hexdigest()
 
 
 class _Record(BaseModel):
