@@ -31,11 +31,11 @@ from hainet.errors import (
 from hainet.store import CaseResult, Run, RunStatus, Store
 from hainet.suites import (
     Case,
-    Score,
     Scorers,
     ScoringUnavailable,
     Suite,
 )
+from hainet.suites.scoring import score_completions
 from hainet.types import Completion, GenerationParams, ModelSpec
 
 __all__ = [
@@ -158,27 +158,6 @@ def _combine(completions: Sequence[Completion]) -> dict[str, Any]:
     }
 
 
-async def _score(scorer: Any, case: Case, completions: list[Completion]) -> Score:
-    if len(completions) > 1 and hasattr(scorer, "score_samples"):
-        result: Score = await asyncio.to_thread(scorer.score_samples, case, completions)
-        return result
-    scores: list[Score] = []
-    for completion in completions:
-        if hasattr(scorer, "ascore"):
-            scores.append(await scorer.ascore(case, completion))
-        elif getattr(scorer, "blocking", True):
-            scores.append(await asyncio.to_thread(scorer.score, case, completion))
-        else:
-            scores.append(scorer.score(case, completion))
-    if len(scores) == 1:
-        return scores[0]
-    return Score(
-        statistics.fmean(s.value for s in scores),
-        f"mean of {len(scores)} samples; first: {scores[0].explanation}",
-        {"sample_scores": [s.value for s in scores]},
-    )
-
-
 async def _run_case(
     backend: Backend, suite: Suite, case: Case, options: BenchOptions, scorers: Scorers
 ) -> CaseResult:
@@ -217,7 +196,7 @@ async def _run_case(
     if completions[0].tool_calls:
         details["tool_calls"] = [dataclasses.asdict(t) for t in completions[0].tool_calls]
     try:
-        score = await _score(scorers.get(suite.scorer_name(case)), case, completions)
+        score = await score_completions(scorers.get(suite.scorer_name(case)), case, completions)
     except (ScoringUnavailable, SuiteError) as exc:
         kind = "could not score" if isinstance(exc, ScoringUnavailable) else "bad case"
         return CaseResult(**base, error=f"{kind}: {exc}", details=details or None)
