@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from hainet import registry
 from hainet.errors import SuiteError
 from hainet.suites import load_suite, suite_names
-from hainet.suites import loader as suite_loader
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,7 +20,7 @@ def _with_plugins(monkeypatch: pytest.MonkeyPatch, *extra: EntryPoint) -> None:
     def fake(**kw: Any) -> list[EntryPoint]:
         return [*entry_points(**kw), *(e for e in extra if e.group == kw.get("group"))]
 
-    monkeypatch.setattr(suite_loader, "entry_points", fake)
+    monkeypatch.setattr(registry, "entry_points", fake)
 
 
 def test_the_example_plugin_loads_through_its_entry_point(monkeypatch: pytest.MonkeyPatch) -> None:

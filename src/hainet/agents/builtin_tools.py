@@ -4,6 +4,12 @@ A tool is Python source defining a function of the tool's name; it runs in the
 sandbox like any user's tool (``AgentRunner`` calls it there), so a built-in gets no
 privilege a user's tool would not have.  Each declares the JSON Schema of its
 arguments, which agent creation and evolution use to wire it to a model's output.
+
+Tools are found by name in :mod:`hainet.registry` (entry-point group
+``hainet.tools``): hainet's two are declared there like a plugin's, and a plugin's
+tool is named by a spec (``builtin: NAME``) the same way and runs in the same
+sandbox.  :data:`BUILTIN_TOOLS` holds hainet's own, which agent creation and the
+``add_tool`` operator choose from.
 """
 
 from __future__ import annotations
@@ -12,8 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hainet.errors import ValidationError
+from hainet.registry import Registry
 
-__all__ = ["BUILTIN_TOOLS", "UNITS", "BuiltinTool", "builtin_tool"]
+__all__ = ["BUILTIN_TOOLS", "TOOLS", "UNITS", "BuiltinTool", "builtin_tool", "tool_names"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,45 +171,69 @@ UNITS: list[str] = (
     + ["c", "f", "k"]
 )
 
-BUILTIN_TOOLS: dict[str, BuiltinTool] = {
-    "calculator": BuiltinTool(
-        name="calculator",
-        description="Evaluate an arithmetic expression (numbers, + - * / // % ** and brackets).",
-        parameters={
-            "type": "object",
-            "properties": {"expression": {"type": "string", "pattern": "^[0-9+*/%(). x-]+$"}},
-            "required": ["expression"],
-            "additionalProperties": False,
-        },
-        source=_CALCULATOR,
-        returns="number",
+CALCULATOR = BuiltinTool(
+    name="calculator",
+    description="Evaluate an arithmetic expression (numbers, + - * / // % ** and brackets).",
+    parameters={
+        "type": "object",
+        "properties": {"expression": {"type": "string", "pattern": "^[0-9+*/%(). x-]+$"}},
+        "required": ["expression"],
+        "additionalProperties": False,
+    },
+    source=_CALCULATOR,
+    returns="number",
+)
+UNIT_CONVERT = BuiltinTool(
+    name="unit_convert",
+    description=(
+        "Convert a value between units of length, mass, volume, temperature or time "
+        "(abbreviations or names, singular or plural: 'km', 'miles', 'degrees Fahrenheit')."
     ),
-    "unit_convert": BuiltinTool(
-        name="unit_convert",
-        description=(
-            "Convert a value between units of length, mass, volume, temperature or time "
-            "(abbreviations or names, singular or plural: 'km', 'miles', 'degrees Fahrenheit')."
-        ),
-        parameters={
-            "type": "object",
-            "properties": {
-                "value": {"type": "number"},
-                "from_unit": {"type": "string", "enum": UNITS},
-                "to_unit": {"type": "string", "enum": UNITS},
-            },
-            "required": ["value", "from_unit", "to_unit"],
-            "additionalProperties": False,
+    parameters={
+        "type": "object",
+        "properties": {
+            "value": {"type": "number"},
+            "from_unit": {"type": "string", "enum": UNITS},
+            "to_unit": {"type": "string", "enum": UNITS},
         },
-        source=_UNIT_CONVERT,
-        returns="number",
-        examples=[{"args": {"value": 5, "from_unit": "km", "to_unit": "m"}, "result": 5000}],
+        "required": ["value", "from_unit", "to_unit"],
+        "additionalProperties": False,
+    },
+    source=_UNIT_CONVERT,
+    returns="number",
+    examples=[{"args": {"value": 5, "from_unit": "km", "to_unit": "m"}, "result": 5000}],
+)
+BUILTIN_TOOLS: dict[str, BuiltinTool] = {t.name: t for t in (CALCULATOR, UNIT_CONVERT)}
+
+
+def _check(name: str, obj: object) -> BuiltinTool:
+    if isinstance(obj, dict):
+        try:
+            obj = BuiltinTool(**obj)
+        except TypeError as exc:
+            raise ValidationError(f"tool {name!r}: {exc}") from None
+    if not isinstance(obj, BuiltinTool):
+        raise ValidationError(f"tool {name!r} does not name a BuiltinTool")
+    if obj.name != name:
+        raise ValidationError(f"tool registered as {name!r} calls itself {obj.name!r}")
+    return obj
+
+
+TOOLS: Registry[BuiltinTool] = Registry(
+    "tool",
+    check=_check,
+    error=lambda msg, hint: ValidationError(msg, hint=hint),
+    unknown=lambda name, known: ValidationError(
+        f"unknown built-in tool {name!r}; known: {', '.join(known)}"
     ),
-}
+)
+
+
+def tool_names() -> list[str]:
+    """hainet's tools and plugins' (nothing is imported)."""
+    return TOOLS.names()
 
 
 def builtin_tool(name: str) -> BuiltinTool:
-    try:
-        return BUILTIN_TOOLS[name]
-    except KeyError:
-        known = ", ".join(sorted(BUILTIN_TOOLS))
-        raise ValidationError(f"unknown built-in tool {name!r}; known: {known}") from None
+    """The tool registered as ``name`` (hainet's or a plugin's)."""
+    return TOOLS.get(name)

@@ -9,7 +9,8 @@
 One :meth:`Evolver.evolve` round: evaluate the parent on the validation set, run it
 on the training set to collect failures, draw ``budget.candidates`` operators by
 weight (a seeded RNG, so a round is reproducible), let each propose a child
-(:mod:`hainet.agents.operators`), evaluate every child on the validation set and
+(:mod:`hainet.agents.operators`: hainet's operators or a plugin's, found by name in
+the registry), evaluate every child on the validation set and
 keep the best one that :meth:`Evolver.compare` accepts.
 
 **More than noise.**  Parent and child are scored on the same validation cases, so
@@ -43,7 +44,13 @@ from pydantic import ValidationError as PydanticValidationError
 
 from hainet.agents import operators as ops
 from hainet.agents.datafiles import read_items
-from hainet.agents.operators import DEFAULT_REWRITE_TEMPLATE, bump_version
+from hainet.agents.operators import (
+    DEFAULT_REWRITE_TEMPLATE,
+    ProposalContext,
+    bump_version,
+    get_operator,
+    operator_names,
+)
 from hainet.agents.spec import AgentSpec, TestCase, canonical_json, now
 from hainet.agents.testing import CaseOutcome, TestReport, test_agent
 from hainet.agents.workflow import AgentRunner
@@ -62,6 +69,9 @@ __all__ = [
     "paired_bootstrap",
 ]
 
+# The operators an Evolver draws from when none are given.  Any registered operator
+# (a plugin's too) may be named; a plugin's is opt-in, so installing a package does
+# not change what an unconfigured run does or the default meta procedure's hash.
 OPERATORS: tuple[str, ...] = (
     "rewrite_prompt",
     "few_shot",
@@ -131,7 +141,13 @@ class Proposal:
 def paired_bootstrap(
     diffs: Sequence[float], *, resamples: int, confidence: float, rng: random.Random
 ) -> tuple[float, float, float]:
-    """Mean of ``diffs`` and its two-sided percentile bootstrap interval."""
+    """Mean of ``diffs`` and its two-sided percentile bootstrap interval.
+
+    hainet's one bootstrap: of per-case differences (paired, :meth:`Evolver.compare`)
+    or of plain scores (the self-improving loop's test-set interval).  Each resample
+    draws ``len(diffs)`` values with ``rng.randrange``; the bounds are the sorted
+    means at ``int(tail * resamples)`` and ``int((1 - tail) * resamples) - 1``.
+    """
     n = len(diffs)
     mean = statistics.fmean(diffs)
     if all(d == diffs[0] for d in diffs):
@@ -198,10 +214,11 @@ class Evolver:
         cache_evaluations: bool = True,
     ) -> None:
         weights = dict(operators) if operators is not None else dict.fromkeys(OPERATORS, 1.0)
-        unknown = sorted(set(weights) - set(OPERATORS))
+        known = operator_names()
+        unknown = sorted(set(weights) - set(known))
         if unknown:
             raise ValidationError(
-                f"unknown operator(s) {', '.join(unknown)}; known: {', '.join(OPERATORS)}"
+                f"unknown operator(s) {', '.join(unknown)}; known: {', '.join(known)}"
             )
         if any(w < 0 for w in weights.values()) or not any(w > 0 for w in weights.values()):
             raise ValidationError("operator weights must be >= 0 with at least one > 0")
@@ -265,37 +282,17 @@ class Evolver:
         failures: Sequence[CaseOutcome],
     ) -> Proposal | None:
         """One child of ``spec`` by ``operator``; None when it has nothing to change."""
-        rng = self.rng
-        change: ops.Change | None
-        if operator == "rewrite_prompt":
-            change = await ops.rewrite_prompt(
-                spec,
-                rng,
-                proposer=self.proposer,
-                trainset=trainset,
-                failures=failures,
-                rewrite_template=self.rewrite_template,
-            )
-        elif operator == "few_shot":
-            change = ops.few_shot(spec, rng, trainset=trainset, failures=failures)
-        elif operator == "params":
-            change = ops.params(spec, rng)
-        elif operator == "samples":
-            change = ops.samples(spec, rng)
-        elif operator == "parser":
-            change = ops.parser(spec, rng, trainset=trainset)
-        elif operator == "add_tool":
-            change = ops.add_tool(spec, rng, trainset=trainset)
-        elif operator == "switch_model":
-            models = spec.requirements.models
-            change = ops.switch_model(
-                spec,
-                current=models[0] if models else self.runner.model_name,
-                ranking=self.model_ranking,
-                available={**self.runners, self.runner.model_name: self.runner},
-            )
-        else:
-            raise ValidationError(f"unknown operator {operator!r}; known: {', '.join(OPERATORS)}")
+        ctx = ProposalContext(
+            rng=self.rng,
+            proposer=self.proposer,
+            trainset=trainset,
+            failures=failures,
+            rewrite_template=self.rewrite_template,
+            current_model=self.runner.model_name,
+            ranking=self.model_ranking,
+            available={**self.runners, self.runner.model_name: self.runner},
+        )
+        change = await get_operator(operator).propose(spec, ctx)
         if change is None or change.spec.id == spec.id:
             return None
         return Proposal(operator, _child(change.spec, [spec]), change.rationale)
@@ -319,6 +316,15 @@ class Evolver:
             return cached
         seeds = tuple(self.seed + i for i in range(repeats))
         report = await test_agent(spec, runner, cases=cases, seeds=seeds)
+        if report.unscored:
+            # A case nobody could score is neither a pass nor a fail: a paired
+            # comparison with it missing (or counted as 0) would not be fair.
+            first = report.unscored[0]
+            raise ValidationError(
+                f"agent {spec.name}: {len(report.unscored)} run(s) could not be scored "
+                f"(first: {first.test_id}: {first.error}); cannot evaluate",
+                hint="fix the scorer's sandbox or judge, or drop those cases",
+            )
         per_case = report.by_case()
         scores = tuple(statistics.fmean(per_case.get(c.id, [0.0])) for c in cases)
         evaluation = Evaluation(
@@ -467,8 +473,9 @@ class Evolver:
                         "reason": "nothing to change" if prop is None else "same as an earlier one",
                     },
                 )
-                limit = _RETRIES_MODEL if operator == "rewrite_prompt" else _RETRIES_RULE
-                if (prop is None and operator != "rewrite_prompt") or misses[operator] >= limit:
+                calls_model = get_operator(operator).calls_model
+                limit = _RETRIES_MODEL if calls_model else _RETRIES_RULE
+                if (prop is None and not calls_model) or misses[operator] >= limit:
                     available.pop(operator)
                 continue
             seen.add(prop.spec.id)

@@ -1,6 +1,14 @@
 """Evolution operators: each turns a spec into a changed copy, or says it cannot.
 
-Every operator here is a plain function ``(spec, rng, ...) -> Change | None``: it
+An operator is one object (:class:`Operator`): its ``name`` (stored with every
+proposal), its ``risk`` (``low``, ``medium`` or ``high``: the self-improving loop
+asks a human at or above the policy's level), whether it ``calls_model`` (such an
+operator is retried when it proposes nothing), and ``propose(spec, ctx)``.  The
+built-ins below are registered as entry points of the group ``hainet.operators``
+like a plugin's (:data:`OPERATOR_REGISTRY`); :func:`operator` makes one from a
+function.
+
+Each built-in wraps a plain function ``(spec, rng, ...) -> Change | None``: it
 returns the changed spec (not yet versioned or given lineage; :class:`Evolver` does
 that) with a one-line rationale, or ``None`` when it has nothing sensible to change
 (no generate step, no fitting parser, already at the maximum).  Only
@@ -14,12 +22,13 @@ operator that cannot keep the agent's contract (e.g. a rewritten template that d
 
 from __future__ import annotations
 
+import inspect
 import json
 import random
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import jsonschema
 from pydantic import ValidationError as PydanticValidationError
@@ -37,13 +46,19 @@ from hainet.agents.testing import CaseOutcome
 from hainet.agents.workflow import as_text as workflow_as_text
 from hainet.backends.base import Backend
 from hainet.errors import BackendError, ValidationError
+from hainet.registry import Registry
 from hainet.suites.scorers import extract_json
 from hainet.types import GenerationParams, Message, Request
 
 __all__ = [
     "DEFAULT_REWRITE_TEMPLATE",
     "MAX_EXAMPLES",
+    "OPERATOR_REGISTRY",
+    "RISK_LEVELS",
     "Change",
+    "Operator",
+    "ProposalContext",
+    "RiskLevel",
     "add_tool",
     "answer_step",
     "combinations",
@@ -51,6 +66,9 @@ __all__ = [
     "as_text",
     "bump_version",
     "few_shot",
+    "get_operator",
+    "operator",
+    "operator_names",
     "params",
     "parser",
     "rewrite_prompt",
@@ -96,10 +114,74 @@ _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\.[A-Za-z0-9_]+)*\}")
 _TOOL_RETURNS = {"number": "number"}
 
 
+RISK_LEVELS = ("low", "medium", "high")
+RiskLevel = Literal["low", "medium", "high"]
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     spec: AgentSpec
     rationale: str
+
+
+@dataclass(frozen=True)
+class ProposalContext:
+    """What an operator may use to propose a child (given by :class:`Evolver`)."""
+
+    rng: random.Random
+    """The evolver's seeded RNG: draw from it, so that a round is reproducible."""
+    proposer: Backend
+    """The model that proposes changes (``rewrite_prompt``)."""
+    trainset: Sequence[TestCase] = ()
+    failures: Sequence[CaseOutcome] = ()
+    """The parent's failed training runs."""
+    rewrite_template: str = DEFAULT_REWRITE_TEMPLATE
+    current_model: str = ""
+    """The model the parent runs on."""
+    ranking: Sequence[str] = ()
+    """Models best first, for ``switch_model``."""
+    available: Mapping[str, object] = field(default_factory=dict)
+    """Models with a runner, for ``switch_model``."""
+
+
+@runtime_checkable
+class Operator(Protocol):
+    name: str
+    risk: RiskLevel
+    calls_model: bool
+
+    async def propose(self, spec: AgentSpec, ctx: ProposalContext) -> Change | None: ...
+
+
+ProposeFn = Callable[[AgentSpec, ProposalContext], "Change | None | Awaitable[Change | None]"]
+
+
+@dataclass(frozen=True)
+class FunctionOperator:
+    """An :class:`Operator` made of a function ``(spec, ctx) -> Change | None``
+    (sync or async)."""
+
+    name: str
+    risk: RiskLevel
+    fn: ProposeFn
+    calls_model: bool = False
+
+    async def propose(self, spec: AgentSpec, ctx: ProposalContext) -> Change | None:
+        out = self.fn(spec, ctx)
+        if inspect.isawaitable(out):
+            out = await out
+        return out
+
+
+def operator(
+    name: str, *, risk: RiskLevel, calls_model: bool = False
+) -> Callable[[ProposeFn], FunctionOperator]:
+    """Decorator: ``@operator("shorten", risk="low")`` on ``def f(spec, ctx)``."""
+
+    def wrap(fn: ProposeFn) -> FunctionOperator:
+        return FunctionOperator(name, risk, fn, calls_model)
+
+    return wrap
 
 
 def as_text(value: Any) -> str:
@@ -609,3 +691,82 @@ def combinations(
             )
         )
     return out
+
+
+# -- the registry ---------------------------------------------------------------
+
+
+def _check(name: str, obj: object) -> Operator:
+    if isinstance(obj, type):
+        obj = obj()  # an operator class with no arguments
+    if not isinstance(obj, Operator):
+        raise ValidationError(
+            f"operator {name!r} is not an evolution operator (name, risk, calls_model, propose)"
+        )
+    if obj.name != name:
+        raise ValidationError(f"operator registered as {name!r} calls itself {obj.name!r}")
+    if obj.risk not in RISK_LEVELS:
+        raise ValidationError(
+            f"operator {name!r}: risk {obj.risk!r} is not one of {', '.join(RISK_LEVELS)}"
+        )
+    return obj
+
+
+OPERATOR_REGISTRY: Registry[Operator] = Registry(
+    "operator",
+    check=_check,
+    error=lambda msg, hint: ValidationError(msg, hint=hint),
+    unknown=lambda name, known: ValidationError(
+        f"unknown operator {name!r}; known: {', '.join(known)}"
+    ),
+)
+
+
+def operator_names() -> list[str]:
+    """Every operator known: hainet's and plugins' (nothing is imported)."""
+    return OPERATOR_REGISTRY.names()
+
+
+def get_operator(name: str) -> Operator:
+    return OPERATOR_REGISTRY.get(name)
+
+
+# -- the built-in operators (entry points in pyproject.toml) --------------------
+
+REWRITE_PROMPT = FunctionOperator(
+    "rewrite_prompt",
+    "medium",
+    lambda spec, ctx: rewrite_prompt(
+        spec,
+        ctx.rng,
+        proposer=ctx.proposer,
+        trainset=ctx.trainset,
+        failures=ctx.failures,
+        rewrite_template=ctx.rewrite_template,
+    ),
+    calls_model=True,
+)
+FEW_SHOT = FunctionOperator(
+    "few_shot",
+    "low",
+    lambda spec, ctx: few_shot(spec, ctx.rng, trainset=ctx.trainset, failures=ctx.failures),
+)
+PARAMS = FunctionOperator("params", "low", lambda spec, ctx: params(spec, ctx.rng))
+SAMPLES = FunctionOperator("samples", "low", lambda spec, ctx: samples(spec, ctx.rng))
+PARSER = FunctionOperator(
+    "parser", "medium", lambda spec, ctx: parser(spec, ctx.rng, trainset=ctx.trainset)
+)
+# High: it adds a tool (code run in the sandbox) to the agent.
+ADD_TOOL = FunctionOperator(
+    "add_tool", "high", lambda spec, ctx: add_tool(spec, ctx.rng, trainset=ctx.trainset)
+)
+SWITCH_MODEL = FunctionOperator(
+    "switch_model",
+    "medium",
+    lambda spec, ctx: switch_model(
+        spec,
+        current=spec.requirements.models[0] if spec.requirements.models else ctx.current_model,
+        ranking=ctx.ranking,
+        available=ctx.available,
+    ),
+)

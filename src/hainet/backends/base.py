@@ -2,8 +2,9 @@
 
 A backend has one abstract method, ``async generate(Request) -> Completion``, and
 declares what it can do as class attributes.  Backends are found through the
-``hainet.backends`` entry-point group, built-ins included, so third-party backends
-are first-class.  Optional SDKs are imported inside the backend module, which turns
+``hainet.backends`` entry-point group of :mod:`hainet.registry`, built-ins included
+(declared in pyproject.toml and nowhere else), so third-party backends are
+first-class.  Optional SDKs are imported inside the backend module, which turns
 an ``ImportError`` into :class:`~hainet.errors.BackendUnavailable` with the extra to
 install.
 """
@@ -11,26 +12,13 @@ install.
 from __future__ import annotations
 
 import abc
-import importlib
-from importlib.metadata import entry_points
 from typing import ClassVar
 
 from hainet.errors import BackendUnavailable, ConfigError
+from hainet.registry import Registry
 from hainet.types import Completion, ModelSpec, Request
 
 __all__ = ["Backend", "backend_class", "backend_names", "missing_dependency", "register_backend"]
-
-ENTRY_POINT_GROUP = "hainet.backends"
-
-# Fallback for running from a source tree that was never pip-installed, where the
-# package's own entry points are not visible.
-_BUILTINS = {
-    "llamacpp": "hainet.backends.llamacpp:LlamaCppBackend",
-    "openai": "hainet.backends.openai:OpenAIBackend",
-    "mock": "hainet.backends.mock:MockBackend",
-    "transformers": "hainet.backends.transformers:TransformersBackend",
-}
-_registered: dict[str, type[Backend]] = {}
 
 
 class Backend(abc.ABC):
@@ -66,36 +54,34 @@ class Backend(abc.ABC):
         self.close()
 
 
+def _check(name: str, obj: object) -> type[Backend]:
+    if not (isinstance(obj, type) and issubclass(obj, Backend)):
+        raise ConfigError(f"backend {name!r} does not name a hainet Backend class")
+    return obj
+
+
+BACKENDS: Registry[type[Backend]] = Registry(
+    "backend",
+    check=_check,
+    error=lambda msg, hint: BackendUnavailable(msg, hint=hint),
+    unknown=lambda name, known: ConfigError(
+        f"unknown backend {name!r}", hint=f"known: {', '.join(known)}"
+    ),
+)
+ENTRY_POINT_GROUP = BACKENDS.group
+
+
 def register_backend(name: str, cls: type[Backend]) -> None:
     """Register a backend class under ``name`` (overrides an entry point)."""
-    _registered[name] = cls
+    BACKENDS.register(name, cls)
 
 
 def backend_names() -> list[str]:
-    names = set(_BUILTINS) | set(_registered)
-    names |= {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
-    return sorted(names)
+    return BACKENDS.names()
 
 
 def backend_class(name: str) -> type[Backend]:
-    if name in _registered:
-        return _registered[name]
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name == name:
-            cls = ep.load()
-            break
-    else:
-        target = _BUILTINS.get(name)
-        if target is None:
-            raise ConfigError(
-                f"unknown backend {name!r}", hint=f"known: {', '.join(backend_names())}"
-            )
-        module, _, attr = target.partition(":")
-        cls = getattr(importlib.import_module(module), attr)
-    if not (isinstance(cls, type) and issubclass(cls, Backend)):
-        raise ConfigError(f"backend {name!r} does not name a hainet Backend class")
-    _registered[name] = cls
-    return cls
+    return BACKENDS.get(name)
 
 
 def missing_dependency(package: str, extra: str, exc: ImportError) -> BackendUnavailable:

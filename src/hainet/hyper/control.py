@@ -8,9 +8,11 @@ task spec or the meta procedure, so no proposal can reach it; a proposal that tr
 adds a tool outside the allow-list or raises its memory allowance; a procedure change
 naming the evaluator, the data, the policy or the budget) is rejected and logged.
 
-Risk: every change gets a level (:func:`risk_of`): adding a tool or code is high,
-prompt, parser and model changes are medium, parameter, sampling and few-shot tweaks
-are low.  Changes at or above ``Policy.risk_approval`` wait for a human.
+Risk: every change gets a level (:func:`risk_of`): adding a tool or code is high
+whatever the operator says; otherwise the operator's own declared ``risk`` (prompt,
+parser and model changes are medium, parameter, sampling and few-shot tweaks are
+low, a plugin's operator says its own; an unknown or crossing operator is medium).
+Changes at or above ``Policy.risk_approval`` wait for a human.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
 from hainet.agents.evolve import Budget, Evaluation, Proposal, Verdict
+from hainet.agents.operators import OPERATOR_REGISTRY, RISK_LEVELS, RiskLevel
 from hainet.agents.spec import AgentSpec, GenerateStep, TestCase, canonical_json
 from hainet.agents.testing import CaseOutcome
 
@@ -37,8 +40,6 @@ __all__ = [
     "risk_of",
 ]
 
-RISK_LEVELS = ("low", "medium", "high")
-RiskLevel = Literal["low", "medium", "high"]
 ApprovalLevel = Literal["low", "medium", "high", "never"]
 
 
@@ -168,18 +169,6 @@ def check_constraints(self_eval: dict[str, Any], policy: Policy) -> list[str]:
     return problems
 
 
-_OPERATOR_RISK: dict[str, RiskLevel] = {
-    "params": "low",
-    "samples": "low",
-    "few_shot": "low",
-    "rewrite_prompt": "medium",
-    "parser": "medium",
-    "switch_model": "medium",
-    "add_tool": "high",
-    "procedure": "medium",
-}
-
-
 def risk_of(operator: str | None, parent: AgentSpec, child: AgentSpec) -> RiskLevel:
     """The change's risk from what it changes, not only what it claims to be."""
 
@@ -193,7 +182,9 @@ def risk_of(operator: str | None, parent: AgentSpec, child: AgentSpec) -> RiskLe
     kinds = [s.kind for s in child.workflow]
     if kinds != [s.kind for s in parent.workflow]:
         return "high" if {"tool", "code"} & set(kinds) else "medium"
-    return _OPERATOR_RISK.get(operator or "", "medium")
+    if operator and operator in OPERATOR_REGISTRY:
+        return OPERATOR_REGISTRY.get(operator).risk
+    return "medium"
 
 
 def needs_approval(risk: str, policy: Policy) -> bool:

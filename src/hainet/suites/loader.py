@@ -14,7 +14,6 @@ Looked up by name, first match wins:
 from __future__ import annotations
 
 import json
-from importlib.metadata import entry_points
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,17 @@ from typing import Any
 from pydantic import ValidationError as PydanticValidationError
 
 from hainet.errors import SuiteError
+from hainet.registry import Registry
 from hainet.suites.base import Suite
 
 __all__ = ["CAPABILITIES", "expand_suite_names", "load_suite", "parse_suite", "suite_names"]
 
-ENTRY_POINT_GROUP = "hainet.suites"
+# What a plugin gives is converted on load (_from_entry_point): the registry keeps it
+# as it came (a Suite, a dict, a path or a callable of one).
+SUITES: Registry[object] = Registry(
+    "suite", check=lambda name, obj: obj, error=lambda msg, hint: SuiteError(msg, hint=hint)
+)
+ENTRY_POINT_GROUP = SUITES.group
 CAPABILITIES = (
     "reasoning",
     "creativity",
@@ -47,7 +52,7 @@ def _user_dir(home: Path | None) -> Path | None:
 
 def suite_names(home: Path | None = None) -> list[str]:
     names = {p.name[:-5] for p in _BUILTIN.iterdir() if p.name.endswith(".json")}
-    names |= {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    names |= set(SUITES.names())
     user = _user_dir(home)
     if user and user.is_dir():
         names |= {p.stem for p in user.glob("*.json")}
@@ -95,21 +100,21 @@ def _from_json_text(text: str, where: str) -> Suite:
 
 
 def _from_entry_point(name: str) -> Suite | None:
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name != name:
-            continue
-        where = f"suite plugin {name!r} ({ep.value})"
-        try:
-            obj: Any = ep.load()
-            if callable(obj) and not isinstance(obj, type):
-                obj = obj()
-        except Exception as exc:  # a broken plugin must not look like a missing suite
-            raise SuiteError(f"{where} failed to load: {exc}") from None
-        if isinstance(obj, (str, Path)):
-            path = Path(obj)
-            return _from_json_text(path.read_text(encoding="utf-8"), f"{where}: {path}")
-        return parse_suite(obj, where)
-    return None
+    """A suite registered in process or by a plugin's entry point, else None."""
+    if name not in SUITES:
+        return None
+    ep = SUITES.entry_point(name)
+    where = f"suite plugin {name!r} ({ep.value if ep is not None else 'registered'})"
+    obj: Any = SUITES.get(name)  # a failed import is a SuiteError naming the plugin
+    try:
+        if callable(obj) and not isinstance(obj, type):
+            obj = obj()
+    except Exception as exc:  # a broken plugin must not look like a missing suite
+        raise SuiteError(f"{where} failed to load: {exc}") from None
+    if isinstance(obj, (str, Path)):
+        path = Path(obj)
+        return _from_json_text(path.read_text(encoding="utf-8"), f"{where}: {path}")
+    return parse_suite(obj, where)
 
 
 def load_suite(name: str, home: Path | None = None) -> Suite:

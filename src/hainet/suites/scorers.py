@@ -12,14 +12,15 @@ Optional, for scorers that need them:
 * ``blocking = False`` for scorers cheap enough to run on the event loop (the bench
   otherwise runs ``score`` in a worker thread).
 
-Scorers are registered by name.  Built-ins that need heavy resources (the sandbox,
-the embedding model, a judge backend) are imported only when a suite uses them; a
-scorer class is built once per bench with a :class:`ScoringContext`.
+Scorers are registered by name in :mod:`hainet.registry` (entry-point group
+``hainet.scorers``, built-ins included).  Built-ins that need heavy resources (the
+sandbox, the embedding model, a judge backend) are imported only when a suite uses
+them; a scorer class is built once per bench with a :class:`ScoringContext`.
 """
 
 from __future__ import annotations
 
-import importlib
+import inspect
 import json
 import math
 import re
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import jsonschema
 
 from hainet.errors import SuiteError
+from hainet.registry import Registry
 from hainet.types import Completion
 
 if TYPE_CHECKING:
@@ -213,30 +215,45 @@ class JsonSchemaScorer:
 
 ScorerFactory = Callable[[ScoringContext], Scorer]
 
-_BUILTIN_CLASSES: dict[str, ScorerFactory] = {
-    "exact": lambda ctx: ExactScorer(),
-    "numeric": lambda ctx: NumericScorer(),
-    "regex": lambda ctx: RegexScorer(),
-    "json_schema": lambda ctx: JsonSchemaScorer(),
-}
-# Imported on first use: "module:Class", the class taking a ScoringContext.
-_LAZY: dict[str, str] = {
-    "tool_call": "hainet.suites.tools:ToolCallScorer",
-    "code": "hainet.suites.code:CodeScorer",
-    "diversity": "hainet.suites.creativity:DiversityScorer",
-    "instructions": "hainet.suites.instructions:InstructionScorer",
-    "judge": "hainet.suites.judge:JudgeScorer",
-}
-_registered: dict[str, ScorerFactory] = {}
+
+def _check(name: str, obj: object) -> ScorerFactory:
+    """A registered scorer is a factory taking a :class:`ScoringContext`, or a class
+    (or callable) taking nothing; both are kept as a factory of the first kind."""
+    if not callable(obj):
+        raise SuiteError(f"scorer {name!r} does not name a scorer class or factory")
+    try:
+        params = inspect.signature(obj).parameters.values()
+    except (TypeError, ValueError):  # some builtins have no signature: assume a context
+        return obj
+    takes_context = any(
+        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params
+    )
+    if takes_context:
+        return obj
+    factory: ScorerFactory = lambda ctx: obj()  # noqa: E731
+    # A class's check_case (validation at load) must stay reachable through the factory.
+    factory.check_case = getattr(obj, "check_case", None)  # type: ignore[attr-defined]
+    return factory
+
+
+# Built-ins (exact, numeric, ..., judge) are entry points of hainet itself
+# (pyproject.toml, group ``hainet.scorers``), imported when first used: the
+# sandbox, the embedding model and a judge are loaded only by suites that need them.
+SCORERS: Registry[ScorerFactory] = Registry(
+    "scorer",
+    check=_check,
+    error=lambda msg, hint: SuiteError(msg, hint=hint),
+    unknown=lambda name, known: SuiteError(f"unknown scorer {name!r}; known: {', '.join(known)}"),
+)
 
 
 def register_scorer(name: str, factory: ScorerFactory) -> None:
     """Register a scorer: ``factory(ctx)`` returns an object with ``score``."""
-    _registered[name] = factory
+    SCORERS.register(name, factory)
 
 
 def scorer_known(name: str) -> bool:
-    return name in _registered or name in _BUILTIN_CLASSES or name in _LAZY
+    return name in SCORERS
 
 
 def check_case(name: str, case: Case) -> None:
@@ -249,16 +266,7 @@ def check_case(name: str, case: Case) -> None:
 
 
 def _factory(name: str) -> ScorerFactory:
-    if name in _registered:
-        return _registered[name]
-    if name in _BUILTIN_CLASSES:
-        return _BUILTIN_CLASSES[name]
-    if name in _LAZY:
-        module, _, attr = _LAZY[name].partition(":")
-        cls: ScorerFactory = getattr(importlib.import_module(module), attr)
-        return cls
-    known = sorted({*_registered, *_BUILTIN_CLASSES, *_LAZY})
-    raise SuiteError(f"unknown scorer {name!r}; known: {', '.join(known)}")
+    return SCORERS.get(name)
 
 
 class Scorers:
