@@ -67,12 +67,23 @@ RunnerSource = AgentRunner | ModelSpec | Callable[[], AbstractAsyncContextManage
 
 
 class PublishRefused(ValidationError):
-    """The gate refused an agent: its measured rate was not above the threshold."""
+    """The gate refused an agent: its measured rate was not above the threshold, or
+    some gate cases could not be scored (the gate cannot decide on them)."""
 
     def __init__(self, spec: AgentSpec, report: TestReport, threshold: float) -> None:
         self.rate = report.success_rate
         self.threshold = threshold
         self.report = report
+        unscored = [o for o in report.unscored if not o.holdout]
+        if unscored:
+            first = unscored[0]
+            super().__init__(
+                f"agent {spec.name} {spec.version} not published: {len(unscored)} gate "
+                f"case run(s) could not be scored on {report.model} (first: {first.test_id}: "
+                f"{first.error}); the gate does not count them as passes or fails",
+                hint="fix the scorer's sandbox or judge and publish again",
+            )
+            return
         worst = ", ".join(
             f"{o.test_id} ({o.error_kind or f'score {o.score:.2f}'})" for o in report.failures()[:5]
         )
@@ -206,7 +217,9 @@ class Marketplace:
             )
         self._refuse_if_published(spec)
         reports = [await self.test(spec, runners[0], seeds=seeds, purpose="gate")]
-        if not reports[0].success_rate > threshold:
+        if any(not o.holdout for o in reports[0].unscored) or not (
+            reports[0].success_rate > threshold
+        ):
             raise PublishRefused(spec, reports[0], threshold)
         for other in runners[1:]:
             reports.append(await self.test(spec, other, seeds=seeds, purpose="versatility"))

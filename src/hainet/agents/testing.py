@@ -7,9 +7,15 @@
 
 Each test case's output (``AgentRun.text``) is scored by the scorer the case names
 (``exact``, ``numeric``, ``regex``, ``json_schema``... the same registry the suites
-use, so a user's registered scorer works too).  A run that failed (a crashing tool,
-code killed by the sandbox, an unparsable answer) scores 0 with its error kept.
-``success_rate`` is over the gate cases only; held-out cases (``holdout: true``) are
+use, so a user's registered scorer works too), through the bench's own
+:func:`~hainet.suites.scoring.score_completions`.  A run that failed (a crashing tool,
+code killed by the sandbox, an unparsable answer) scores 0 with its error kept.  A
+case the scorer cannot decide (``ScoringUnavailable``: its sandbox or judge is down;
+a malformed case) is *not scored*, as in the bench: ``scored`` is False, the error
+says why, and it counts neither as a pass nor as a fail (it is left out of the rates
+and listed in ``unscored``); the marketplace's gate refuses to decide on a report
+with unscored gate cases, and the evolver refuses to compare on one.
+``success_rate`` is over the scored gate cases only; held-out cases (``holdout: true``) are
 reported separately as ``holdout_rate`` and feed the versatility score.  With several
 ``seeds`` every case runs once per seed (stability).
 """
@@ -27,6 +33,7 @@ from hainet.agents.workflow import AgentRun, AgentRunner
 from hainet.errors import SuiteError, ValidationError
 from hainet.suites.base import Case
 from hainet.suites.scorers import Score, Scorers, ScoringContext, ScoringUnavailable, scorer_known
+from hainet.suites.scoring import score_completions
 from hainet.types import Completion, Timing
 
 __all__ = ["CaseOutcome", "TestReport", "score_run", "test_agent"]
@@ -48,6 +55,9 @@ class CaseOutcome:
     peak_rss_mb: float | None = None
     holdout: bool = False
     seed: int = 0
+    scored: bool = True
+    """False when the scorer could not decide (``error`` says why): then ``score`` means
+    nothing and the outcome is neither a pass nor a fail."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +75,13 @@ class TestReport:
 
     @property
     def gate(self) -> list[CaseOutcome]:
-        return [o for o in self.outcomes if not o.holdout]
+        """The scored gate (not held-out) outcomes."""
+        return [o for o in self.outcomes if not o.holdout and o.scored]
+
+    @property
+    def unscored(self) -> list[CaseOutcome]:
+        """Outcomes the scorer could not decide (neither passes nor fails)."""
+        return [o for o in self.outcomes if not o.scored]
 
     @property
     def success_rate(self) -> float:
@@ -75,7 +91,7 @@ class TestReport:
 
     @property
     def holdout_rate(self) -> float | None:
-        held = [o for o in self.outcomes if o.holdout]
+        held = [o for o in self.outcomes if o.holdout and o.scored]
         return statistics.fmean(o.score for o in held) if held else None
 
     @property
@@ -103,13 +119,14 @@ class TestReport:
         return max(peaks) if peaks else None
 
     def failures(self) -> list[CaseOutcome]:
-        return [o for o in self.outcomes if o.score < 1.0]
+        return [o for o in self.outcomes if o.scored and o.score < 1.0]
 
     def by_case(self) -> dict[str, list[float]]:
-        """Scores per test id, one per seed, in seed order."""
+        """Scores per test id, one per seed, in seed order (scored outcomes only)."""
         out: dict[str, list[float]] = {}
         for o in self.outcomes:
-            out.setdefault(o.test_id, []).append(o.score)
+            if o.scored:
+                out.setdefault(o.test_id, []).append(o.score)
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,6 +140,7 @@ class TestReport:
             "mean_latency_s": self.mean_latency_s,
             "tokens_per_s": self.tokens_per_s,
             "peak_rss_mb": self.peak_rss_mb,
+            "unscored": len(self.unscored),
         }
         return data
 
@@ -151,18 +169,14 @@ def _case(test: TestCase) -> Case:
 
 
 async def score_run(test: TestCase, run: AgentRun, scorers: Scorers) -> Score:
-    """Score one run's output with the test's scorer (0 for a failed run)."""
+    """Score one run's output with the test's scorer (0 for a failed run).
+
+    Raises :class:`ScoringUnavailable` or :class:`SuiteError` as the scorer does.
+    """
     if not run.ok:
         return Score(0.0, f"run failed: {run.error}")
-    scorer = scorers.get(test.scorer)
     completion = Completion(text=run.text, timing=Timing(wall_s=run.wall_s))
-    case = _case(test)
-    if hasattr(scorer, "ascore"):
-        result: Score = await scorer.ascore(case, completion)
-        return result
-    if getattr(scorer, "blocking", True):
-        return await asyncio.to_thread(scorer.score, case, completion)
-    return scorer.score(case, completion)
+    return await score_completions(scorers.get(test.scorer), _case(test), [completion])
 
 
 async def test_agent(
@@ -191,24 +205,29 @@ async def test_agent(
     for seed in seeds:
         for test in cases:
             run = await runner.run(spec, test.input, seed=seed)
+            error, error_kind, scored = run.error, run.error_kind, True
             try:
                 score = await score_run(test, run, scorers)
             except (ScoringUnavailable, SuiteError) as exc:
-                score = Score(0.0, f"could not score: {exc}")
+                # As the bench records it: an error on the case, never a 0.
+                what = "could not score" if isinstance(exc, ScoringUnavailable) else "bad case"
+                score = Score(0.0, f"{what}: {exc}")
+                error, error_kind, scored = score.explanation, "unscored", False
             outcomes.append(
                 CaseOutcome(
                     test_id=test.id,
                     score=score.value,
                     explanation=score.explanation,
                     output=run.text,
-                    error=run.error,
-                    error_kind=run.error_kind,
+                    error=error,
+                    error_kind=error_kind,
                     wall_s=run.wall_s,
                     prompt_tokens=run.prompt_tokens,
                     completion_tokens=run.completion_tokens,
                     peak_rss_mb=run.peak_rss_mb,
                     holdout=test.holdout,
                     seed=seed,
+                    scored=scored,
                 )
             )
     return TestReport(
