@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from hainet.store import Run
+from hainet.store import USABLE_STATUSES, Run
 
 __all__ = [
     "CAPABILITY_THRESHOLD",
@@ -125,10 +125,10 @@ def categorize(profile: Profile) -> Profile:
 
 
 def profiles(runs: Iterable[Run]) -> list[Profile]:
-    """One profile per configuration, from completed (or interrupted) runs."""
+    """One profile per configuration, from completed (or interrupted, abandoned) runs."""
     by_key: dict[tuple[Any, ...], list[Run]] = {}
     for run in runs:
-        if run.status in ("completed", "interrupted"):
+        if run.status in USABLE_STATUSES:
             by_key.setdefault(config_key(run), []).append(run)
     out = []
     for (model, quant, flash, temp), group in by_key.items():

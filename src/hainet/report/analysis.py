@@ -15,12 +15,12 @@ from typing import Any
 from hainet.bench.categorize import CAPABILITIES, capability_scores, config_key, profiles
 from hainet.errors import HainetError
 from hainet.select import load_taxonomy, select
-from hainet.store import Run
+from hainet.store import USABLE_STATUSES, Run
 
 __all__ = ["ANALYSIS_SCHEMA_VERSION", "analyze", "config_label", "best_configurations"]
 
 ANALYSIS_SCHEMA_VERSION = 1
-USABLE = ("completed", "interrupted")
+USABLE = USABLE_STATUSES
 
 
 def config_label(

@@ -24,7 +24,7 @@ from typing import Any
 
 from hainet.bench.categorize import Profile, config_key
 from hainet.select.taxonomy import MEASURE_TERMS
-from hainet.store import Run
+from hainet.store import USABLE_STATUSES, Run
 
 __all__ = ["Candidate", "Scored", "candidates_from_runs", "score_all"]
 
@@ -78,7 +78,7 @@ def candidates_from_runs(runs: Iterable[Run]) -> list[Candidate]:
     ttft: dict[tuple[Any, ...], float] = {}
     for run in sorted(runs, key=lambda r: r.created_at):
         value = run.summary.get("ttft_s")
-        if run.status in ("completed", "interrupted") and value is not None:
+        if run.status in USABLE_STATUSES and value is not None:
             ttft[config_key(run)] = float(value)
     out = []
     for p in profiles(runs):

@@ -8,17 +8,27 @@ from hainet.store.agents import (
     ReportRecord,
     ScoreRecord,
 )
-from hainet.store.db import Store
-from hainet.store.models import SCHEMA_VERSION, CaseResult, Run, RunStatus, Sweep, SweepStatus
+from hainet.store.db import Reuse, Store
+from hainet.store.models import (
+    SCHEMA_VERSION,
+    USABLE_STATUSES,
+    CaseResult,
+    Run,
+    RunStatus,
+    Sweep,
+    SweepStatus,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
+    "USABLE_STATUSES",
     "AgentRecord",
     "AgentStore",
     "CaseResult",
     "CompatRecord",
     "RatingRecord",
     "ReportRecord",
+    "Reuse",
     "Run",
     "RunStatus",
     "ScoreRecord",

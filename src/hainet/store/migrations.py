@@ -345,6 +345,22 @@ def m006_hyper(conn: Connection) -> None:
         )
 
 
+def m007_run_owners(conn: Connection) -> None:
+    # Who runs a run or sweep (host, pid, process start time) and its last sign of
+    # life, so one whose process died can be told from one still going; the run a
+    # resume started in place of an unfinished one.  Rows from before stay NULL: the
+    # store judges them by their creation time (store/liveness.py).
+    stamp = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "TIMESTAMP"
+    for table in ("runs", "sweeps"):
+        conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN owner_host VARCHAR(255)"))
+        conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN owner_pid INTEGER"))
+        conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN owner_started FLOAT"))
+        conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN heartbeat_at {stamp}"))
+        # Opening the store looks for running rows: an index, not a scan.
+        conn.execute(sa.text(f"CREATE INDEX ix_{table}_status ON {table} (status)"))
+    conn.execute(sa.text("ALTER TABLE runs ADD COLUMN superseded_by VARCHAR(32)"))
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_runs_and_results", m001_runs_and_results),
     ("002_index_runs_by_time", m002_index_runs_by_time),
@@ -352,6 +368,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("004_sweeps", m004_sweeps),
     ("005_agents", m005_agents),
     ("006_hyper", m006_hyper),
+    ("007_run_owners", m007_run_owners),
 ]
 
 

@@ -7,12 +7,25 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["SCHEMA_VERSION", "CaseResult", "Run", "RunStatus", "Sweep", "SweepStatus"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "USABLE_STATUSES",
+    "CaseResult",
+    "Run",
+    "RunStatus",
+    "Sweep",
+    "SweepStatus",
+]
 
 SCHEMA_VERSION = 1
 
-RunStatus = Literal["running", "completed", "failed", "interrupted"]
-SweepStatus = Literal["running", "completed", "incomplete", "interrupted"]
+RunStatus = Literal["running", "completed", "failed", "interrupted", "abandoned"]
+SweepStatus = Literal["running", "completed", "incomplete", "interrupted", "abandoned"]
+"""``abandoned``: its process died without closing it (killed, crashed, host lost);
+the store marks it so when it finds the owner gone (``store/liveness.py``)."""
+USABLE_STATUSES: tuple[RunStatus, ...] = ("completed", "interrupted", "abandoned")
+"""Runs whose stored cases count in reports and selection: completed ones, and the
+finished cases of one stopped by Ctrl-C or whose process died."""
 
 
 class CaseResult(BaseModel):
@@ -52,7 +65,10 @@ class Run(BaseModel):
     id: str = Field(description="Run id (hex); any unique prefix finds it.")
     created_at: datetime = Field(description="When the run started (UTC).")
     finished_at: datetime | None = Field(default=None, description="When it ended (UTC).")
-    status: RunStatus = Field(description="running, completed, failed or interrupted.")
+    status: RunStatus = Field(
+        description="running, completed, failed, interrupted (Ctrl-C) or abandoned (its "
+        "process died; the error says when and why)."
+    )
     model_name: str = Field(description="Catalog name of the model.")
     backend: str = Field(description="Backend the model ran on.")
     model: dict[str, Any] = Field(description="The full ModelSpec the run loaded.")
@@ -76,6 +92,19 @@ class Run(BaseModel):
     cell: str | None = Field(
         default=None, description="Cell key in its sweep: model|quantization|flash|temperature."
     )
+    owner_host: str | None = Field(default=None, description="Host of the process that ran it.")
+    owner_pid: int | None = Field(default=None, description="Pid of the process that ran it.")
+    owner_started: float | None = Field(
+        default=None,
+        description="Start time of that process (epoch seconds): a reused pid is not the owner.",
+    )
+    heartbeat_at: datetime | None = Field(
+        default=None, description="Last sign of life of its process while running (UTC)."
+    )
+    superseded_by: str | None = Field(
+        default=None,
+        description="The run a resume started in its place, taking its finished cases.",
+    )
     results: list[CaseResult] | None = Field(
         default=None, description="Per-case results, when asked for."
     )
@@ -92,7 +121,8 @@ class Sweep(BaseModel):
     finished_at: datetime | None = Field(default=None, description="When it last ended (UTC).")
     status: SweepStatus = Field(
         description="running; completed (every cell completed); incomplete (some cell "
-        "failed); interrupted (stopped before the end; resumable with --resume)."
+        "failed); interrupted (stopped before the end; resumable with --resume); "
+        "abandoned (its process died; resumable with --resume)."
     )
     plan: dict[str, Any] = Field(
         description="Models, quantizations, flash attention, "
@@ -102,3 +132,11 @@ class Sweep(BaseModel):
     cells: int = Field(description="Number of cells in the plan.")
     loads: int = Field(description="Model loads so far, over every attempt of this sweep.")
     error: str | None = Field(default=None, description="Why it stopped, if it did.")
+    owner_host: str | None = Field(default=None, description="Host of the process running it.")
+    owner_pid: int | None = Field(default=None, description="Pid of the process running it.")
+    owner_started: float | None = Field(
+        default=None, description="Start time of that process (epoch seconds)."
+    )
+    heartbeat_at: datetime | None = Field(
+        default=None, description="Last sign of life of its process while running (UTC)."
+    )
