@@ -12,7 +12,6 @@ children; the meta step uses both.
 from __future__ import annotations
 
 import json
-import random
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -21,7 +20,6 @@ from typing import Any, Protocol
 
 __all__ = [
     "OperatorPayoff",
-    "bootstrap_ci",
     "improvement_rate",
     "operator_payoff",
     "self_evaluate",
@@ -112,16 +110,6 @@ def self_evaluate(report: ReportLike) -> dict[str, Any]:
     }
 
 
-def best_so_far(scores: Iterable[float | None]) -> list[float | None]:
-    out: list[float | None] = []
-    best: float | None = None
-    for s in scores:
-        if s is not None and (best is None or s > best):
-            best = s
-        out.append(best)
-    return out
-
-
 def trend(
     best: Sequence[float | None],
     children: Sequence[float | None],
@@ -189,17 +177,3 @@ def operator_payoff(
         )
         for op, v in acc.items()
     }
-
-
-def bootstrap_ci(
-    scores: Sequence[float], *, n: int = 2000, confidence: float = 0.9, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``scores``."""
-    if not scores:
-        return (0.0, 0.0)
-    rng = random.Random(seed)
-    k = len(scores)
-    means = sorted(statistics.fmean(rng.choices(scores, k=k)) for _ in range(n))
-    lo = means[int((1 - confidence) / 2 * (n - 1))]
-    hi = means[int((1 + confidence) / 2 * (n - 1))]
-    return (round(lo, 4), round(hi, 4))

@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from hainet.agents.evolve import Evaluation
+from hainet.agents.evolve import Evaluation, paired_bootstrap
 from hainet.agents.spec import AgentSpec, TestCase
 from hainet.agents.testing import CaseOutcome
 from hainet.errors import ValidationError
@@ -51,7 +51,7 @@ from hainet.hyper.control import (
     needs_approval,
     risk_of,
 )
-from hainet.hyper.history import bootstrap_ci, self_evaluate
+from hainet.hyper.history import self_evaluate
 from hainet.hyper.meta import MetaAgent, MetaProposer, MetaState
 from hainet.hyper.procedure import (
     MetaProcedure,
@@ -461,9 +461,13 @@ class HyperLoop:
                 spec, self.controls.testset, repeats=budget.repeats
             )
             evals[label] = ev
-            lo, hi = bootstrap_ci(
-                list(ev.scores), n=budget.bootstrap, confidence=budget.confidence, seed=self.seed
+            _, lo, hi = paired_bootstrap(
+                list(ev.scores),
+                resamples=budget.bootstrap,
+                confidence=budget.confidence,
+                rng=random.Random(self.seed),
             )
+            lo, hi = round(lo, 4), round(hi, 4)
             out[label] = {
                 "generation": gen.id,
                 "number": gen.number,
