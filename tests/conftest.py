@@ -30,11 +30,4 @@ def hainet_home(
         gguf = request.getfixturevalue("bundled_gguf")
         (home / "models").mkdir()
         (home / "models" / BUNDLED_FILENAME).symlink_to(gguf)
-    # The CLI's global options (--home, --db) live in a module-level state set by the
-    # root command; a test that calls a sub-app directly must not inherit the last
-    # test's values.
-    from hainet.cli._common import state
-
-    monkeypatch.setattr(state, "home", None)
-    monkeypatch.setattr(state, "db", None)
     yield home

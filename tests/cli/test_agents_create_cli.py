@@ -13,6 +13,7 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
+from hainet.agents import usecases
 from hainet.agents.spec import load_spec, parse_spec
 from hainet.agents.workflow import AgentRunner
 from hainet.backends.mock import MockBackend
@@ -81,8 +82,8 @@ def mocks(monkeypatch: pytest.MonkeyPatch, hainet_home: Path) -> dict[str, list[
         log["opened"].append(model.name)
         return MockBackend(model, responder=respond)
 
-    monkeypatch.setattr(agents_create, "open_runner", fake_open_runner)
-    monkeypatch.setattr(agents_create, "open_backend", fake_open_backend)
+    monkeypatch.setattr(usecases, "open_runner", fake_open_runner)
+    monkeypatch.setattr(usecases, "open_backend", fake_open_backend)
     return log
 
 

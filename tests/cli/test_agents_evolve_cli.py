@@ -13,6 +13,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from hainet.agents import usecases
 from hainet.agents.spec import AgentSpec, dump_spec, load_spec, parse_spec
 from hainet.agents.workflow import AgentRunner
 from hainet.backends.mock import MockBackend
@@ -49,7 +50,7 @@ def mock_model(monkeypatch: pytest.MonkeyPatch, hainet_home: Path) -> list[str]:
         opened.append(model.name)
         yield AgentRunner(MockBackend(model, responder=respond), **kw)
 
-    monkeypatch.setattr(agents_evolve, "open_runner", fake_open_runner)
+    monkeypatch.setattr(usecases, "open_runner", fake_open_runner)
     return opened
 
 
@@ -280,5 +281,5 @@ def test_switch_model_ranking_comes_from_the_stored_matrix(mock_model: list[str]
         )
     # Best first, the running model and names the catalog does not know left out,
     # at most two (each is loaded for the whole evolution).
-    assert agents_evolve.model_ranking(cfg, s, "mock-a") == ["mock-c", "mock-b"]
-    assert agents_evolve.model_ranking(cfg, s, "mock-c") == ["mock-b", "mock-d"]
+    assert usecases.rank_models(cfg, s, "mock-a") == ["mock-c", "mock-b"]
+    assert usecases.rank_models(cfg, s, "mock-c") == ["mock-b", "mock-d"]

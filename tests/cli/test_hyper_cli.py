@@ -19,6 +19,7 @@ from hainet.backends.mock import MockBackend
 from hainet.cli import hyper as hyper_cli
 from hainet.config import load_settings
 from hainet.errors import StoreError
+from hainet.hyper import session
 from hainet.hyper.loop import HyperLoop
 from hainet.store import Store
 from hainet.store.hyper import HyperStore
@@ -47,7 +48,7 @@ def mock_model(monkeypatch: pytest.MonkeyPatch) -> None:
     ) -> AsyncIterator[tuple[AgentRunner, dict[str, AgentRunner]]]:
         yield AgentRunner(MockBackend.from_function(answer), seed=seed), {}
 
-    monkeypatch.setattr(hyper_cli, "_runners", fake)
+    monkeypatch.setattr(session, "open_runners", fake)
 
 
 @pytest.fixture

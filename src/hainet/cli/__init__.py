@@ -21,7 +21,7 @@ from hainet.cli import report as _report
 from hainet.cli import runs as _runs
 from hainet.cli import sandbox as _sandbox
 from hainet.cli import select as _select
-from hainet.cli._common import DbOption, HomeOption, err_console, state
+from hainet.cli._common import DbOption, GlobalOptions, HomeOption, err_console
 from hainet.errors import HainetError
 
 __all__ = ["app", "main"]
@@ -36,9 +36,8 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root(home: Path | None = HomeOption, db: str | None = DbOption) -> None:
-    state.home = home
-    state.db = db
+def _root(ctx: typer.Context, home: Path | None = HomeOption, db: str | None = DbOption) -> None:
+    ctx.obj = GlobalOptions(home=home, db=db)
 
 
 app.command("bench")(_bench.bench)

@@ -1,9 +1,16 @@
-"""What the commands share: settings from flags/env/TOML, the store, output helpers."""
+"""What the commands share: settings from flags/env/TOML, the store, output helpers.
+
+The options given before the command (``hainet --home X --db Y bench``) are not kept
+in module state: the root callback puts a frozen :class:`GlobalOptions` in typer's
+``ctx.obj``, and each command reads it back through :func:`settings`, so two
+invocations in one process never share them.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +33,22 @@ DbOption = typer.Option(
 JsonOption = typer.Option(False, "--json", help="Print JSON instead of tables.")
 
 
-class State:
-    """Options given before the command (``hainet --home X bench``)."""
+@dataclass(frozen=True)
+class GlobalOptions:
+    """Options given before the command (``hainet --home X bench``), in ``ctx.obj``."""
 
     home: Path | None = None
     db: str | None = None
 
 
-state = State()
+def settings(ctx: typer.Context, **flags: Any) -> Settings:
+    """Settings for this invocation: the root's global options, then ``flags``.
 
-
-def settings(**flags: Any) -> Settings:
-    return load_settings(home=state.home, db=state.db, **flags)
+    A sub-app invoked on its own (as tests do) has no root context, hence no
+    :class:`GlobalOptions`: the environment and config.toml decide.
+    """
+    opts = ctx.find_object(GlobalOptions) or GlobalOptions()
+    return load_settings(home=opts.home, db=opts.db, **flags)
 
 
 def open_store(cfg: Settings) -> Store:

@@ -23,14 +23,16 @@ from hainet.agents.marketplace import (
     rating_payload,
 )
 from hainet.agents.scoring import ScoreWeights
-from hainet.agents.spec import AgentSpec, json_schema, load_spec
+from hainet.agents.spec import json_schema, load_spec
 from hainet.agents.testing import TestReport
+from hainet.agents.usecases import default_model, is_spec_file, resolve_agent
 from hainet.agents.workflow import AgentRun, AgentRunner, open_runner
-from hainet.backends import BUNDLED, Catalog
+from hainet.backends import Catalog
 from hainet.cli._common import JsonOption, console, fmt, open_store, print_json, settings
 from hainet.config import Settings
 from hainet.errors import HainetError, ValidationError
 from hainet.net.identity import Identity, verify
+from hainet.store import AgentRecord
 
 app = typer.Typer(
     help="Agents: validate, run, test, publish, discover, rate.", no_args_is_help=True
@@ -45,18 +47,8 @@ UnsafeOption = typer.Option(
 SeedsOption = typer.Option(1, "--repeats", min=1, help="Runs per test case (seeds 0..N-1).")
 
 
-def _is_file(ref: str) -> bool:
-    return Path(ref).suffix in (".yaml", ".yml", ".json") or Path(ref).is_file()
-
-
-def _spec(market: Marketplace, ref: str) -> AgentSpec:
-    return load_spec(ref) if _is_file(ref) else market.get(ref)
-
-
-def _model_name(spec: AgentSpec, model: str | None) -> str:
-    if model:
-        return model
-    return spec.requirements.models[0] if spec.requirements.models else BUNDLED.name
+def _record(market: Marketplace, ref: str) -> AgentRecord:
+    return market.agents.get(load_spec(ref).id) if is_spec_file(ref) else market.record(ref)
 
 
 @contextlib.asynccontextmanager
@@ -136,6 +128,7 @@ def _steps_table(run: AgentRun) -> Table:
 
 @app.command()
 def run(
+    ctx: typer.Context,
     agent: str = typer.Argument(..., help="Spec file, stored id prefix or name[@version]."),
     input: str = typer.Option(..., "--input", "-i", help="The agent's input (JSON or text)."),
     model: str | None = ModelOption,
@@ -143,12 +136,12 @@ def run(
     as_json: bool = JsonOption,
 ) -> None:
     """Run an agent once and show its output and per-step timing, tokens and memory."""
-    cfg = settings()
+    cfg = settings(ctx)
     with _market(cfg) as market:
-        spec = _spec(market, agent)
+        spec = resolve_agent(agent, market.store)
 
     async def go() -> AgentRun:
-        async with _open(cfg, _model_name(spec, model), unsafe_no_sandbox=unsafe_no_sandbox) as r:
+        async with _open(cfg, default_model(spec, model), unsafe_no_sandbox=unsafe_no_sandbox) as r:
             return await r.run(spec, _parse_input(input))
 
     result = asyncio.run(go())
@@ -190,6 +183,7 @@ def _reports_table(reports: Sequence[TestReport]) -> Table:
 
 @app.command()
 def test(
+    ctx: typer.Context,
     agent: str = typer.Argument(..., help="Spec file, stored id prefix or name[@version]."),
     models: list[str] | None = typer.Option(None, "--models", "-m", help="Models to test on."),
     repeats: int = SeedsOption,
@@ -197,10 +191,10 @@ def test(
     as_json: bool = JsonOption,
 ) -> None:
     """Run the agent's test set (tools and code sandboxed) and store the reports."""
-    cfg = settings()
+    cfg = settings(ctx)
     with _market(cfg) as market:
-        spec = _spec(market, agent)
-        names = models or [_model_name(spec, None)]
+        spec = resolve_agent(agent, market.store)
+        names = models or [default_model(spec, None)]
 
         async def go() -> list[TestReport]:
             out = []
@@ -227,6 +221,7 @@ def test(
 
 @app.command()
 def publish(
+    ctx: typer.Context,
     agent: str = typer.Argument(..., help="Spec file, stored id prefix or name[@version]."),
     threshold: float | None = typer.Option(
         None, "--threshold", help="Success rate to beat (default: publish_threshold, 0.8)."
@@ -247,11 +242,11 @@ def publish(
 ) -> None:
     """Gate (the test set, sandboxed) and publish: refused unless the rate is above
     the threshold."""
-    cfg = settings()
+    cfg = settings(ctx)
     threshold = cfg.publish_threshold if threshold is None else threshold
     with _market(cfg, weights) as market:
-        spec = _spec(market, agent)
-        names = [_model_name(spec, model), *(m for m in models or [] if m != model)]
+        spec = resolve_agent(agent, market.store)
+        names = [default_model(spec, model), *(m for m in models or [] if m != model)]
 
         async def go() -> Any:
             async with contextlib.AsyncExitStack() as stack:
@@ -299,6 +294,7 @@ def _score_table(score: dict[str, Any]) -> Table:
 
 @app.command()
 def search(
+    ctx: typer.Context,
     text: str = typer.Argument(..., help="What you need done, in your words."),
     threshold: float | None = typer.Option(
         None,
@@ -310,7 +306,7 @@ def search(
 ) -> None:
     """Find published agents: similarity above the threshold, ranked by
     0.4 x similarity + 0.6 x score."""
-    cfg = settings()
+    cfg = settings(ctx)
     threshold = cfg.search_threshold if threshold is None else threshold
     with _market(cfg) as market:
         hits = market.search(text, threshold=threshold, top=top)
@@ -341,15 +337,16 @@ def search(
 
 @app.command()
 def rate(
+    ctx: typer.Context,
     agent: str = typer.Argument(..., help="Stored agent (or its spec file)."),
     stars: int = typer.Option(..., "--stars", min=1, max=5, help="1 to 5."),
     text: str = typer.Option("", "--text", help="Your review."),
 ) -> None:
     """Rate an agent version, signed with your key (one rating per key per version)."""
-    cfg = settings()
+    cfg = settings(ctx)
     identity = Identity.load_or_create(cfg.home)
     with _market(cfg) as market:
-        rec = market.agents.get(load_spec(agent).id) if _is_file(agent) else market.record(agent)
+        rec = _record(market, agent)
         payload = rating_payload(rec.id, identity.key_id, stars, text)
         market.rate(
             rec.id,
@@ -366,13 +363,14 @@ def rate(
 
 @app.command("list")
 def list_agents(
+    ctx: typer.Context,
     status: str | None = typer.Option(None, "--status", help="draft or published."),
     as_json: bool = JsonOption,
 ) -> None:
     """Stored agents, newest first."""
     if status not in (None, "draft", "published"):
         raise ValidationError(f"--status: draft or published, not {status!r}")
-    with _market(settings()) as market:
+    with _market(settings(ctx)) as market:
         records = market.agents.list_agents(status=status)  # type: ignore[arg-type]
         totals = market.agents.totals()
     if as_json:
@@ -401,12 +399,13 @@ def list_agents(
 
 @app.command()
 def show(
+    ctx: typer.Context,
     agent: str = typer.Argument(..., help="Stored id prefix, name[@version] or spec file."),
     as_json: bool = JsonOption,
 ) -> None:
     """An agent: its record, latest score breakdown, reports, ratings, compatibility."""
-    with _market(settings()) as market:
-        rec = market.agents.get(load_spec(agent).id) if _is_file(agent) else market.record(agent)
+    with _market(settings(ctx)) as market:
+        rec = _record(market, agent)
         spec = market.spec_of(rec)
         score = market.score(rec.id)
         reports = market.agents.reports(rec.id)
@@ -481,15 +480,16 @@ def _matrix_table(cells: list[dict[str, Any]]) -> Table:
 
 @app.command()
 def compat(
+    ctx: typer.Context,
     agent: str = typer.Argument(..., help="Spec file, stored id prefix or name[@version]."),
     models: list[str] = typer.Option(..., "--models", "-m", help="Model configurations."),
     repeats: int = SeedsOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Run the agent's tests on each model; store and show the compatibility matrix."""
-    cfg = settings()
+    cfg = settings(ctx)
     with _market(cfg) as market:
-        spec = _spec(market, agent)
+        spec = resolve_agent(agent, market.store)
         sources: dict[str, RunnerSource] = {}
         for name in dict.fromkeys(models):
             sources[name] = _source(cfg, name)
@@ -513,13 +513,14 @@ def _source(cfg: Settings, name: str) -> RunnerSource:
 
 @app.command("recommend-model")
 def recommend_model(
+    ctx: typer.Context,
     agent: str = typer.Argument(..., help="Stored id prefix, name[@version] or spec file."),
     top: int = typer.Option(3, "--top", min=1, help="How many models."),
     as_json: bool = JsonOption,
 ) -> None:
     """The best models for an agent, from its stored compatibility matrix."""
-    with _market(settings()) as market:
-        rec = market.agents.get(load_spec(agent).id) if _is_file(agent) else market.record(agent)
+    with _market(settings(ctx)) as market:
+        rec = _record(market, agent)
         best = market.recommend_model(rec.id, top=top)
     if as_json:
         print_json({"agent_id": rec.id, "recommended": best})

@@ -1,49 +1,28 @@
 """``hainet agents create``: a model proposes an agent from a purpose and examples.
 
-Parses the options, loads the creator and the agent's model (once when they are the
-same), calls :func:`hainet.agents.create.create_agent`, and writes the best spec: to
-``--out``, and to the store as a draft (unless ``--no-store``).  Progress goes to
+Parses the options into a :class:`~hainet.agents.usecases.CreateConfig` and calls
+:func:`~hainet.agents.usecases.create_and_store` (which loads the creator and the
+agent's model, once when they are the same, and stores the best spec as a draft
+unless ``--no-store``); writes the spec to ``--out`` or stdout.  Progress goes to
 stderr; ``--json`` prints the whole measurement (every candidate's rate) for scripts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.table import Table
 
-from hainet.agents.create import CreateResult, create_agent, load_examples
-from hainet.agents.marketplace import Marketplace
+from hainet.agents.create import CreateResult
 from hainet.agents.spec import dump_spec
-from hainet.agents.workflow import AgentRunner, open_runner
-from hainet.backends import BUNDLED, Backend, Catalog, open_backend
-from hainet.cli._common import JsonOption, console, err_console, open_store, print_json, settings
-from hainet.config import Settings
+from hainet.agents.usecases import CreateConfig, create_and_store
+from hainet.backends import BUNDLED
+from hainet.cli._common import JsonOption, console, err_console, print_json, settings
 
 __all__ = ["create"]
-
-
-@contextlib.asynccontextmanager
-async def _models(
-    cfg: Settings, creator: str, model: str, *, unsafe_no_sandbox: bool
-) -> AsyncIterator[tuple[Backend, AgentRunner]]:
-    """The creator backend and a runner on the agent's model; one load when they are
-    the same model (tests replace this with mocks)."""
-    catalog = Catalog(cfg)
-    async with open_runner(catalog.resolve(model), unsafe_no_sandbox=unsafe_no_sandbox) as runner:
-        if creator == model:
-            yield runner.backend, runner
-            return
-        backend = await asyncio.to_thread(open_backend, catalog.resolve(creator))
-        try:
-            yield backend, runner
-        finally:
-            await backend.aclose()
 
 
 def _fmt(rate: float | None) -> str:
@@ -73,6 +52,7 @@ def _table(result: CreateResult) -> Table:
 
 
 def create(
+    ctx: typer.Context,
     purpose: str = typer.Option(..., "--purpose", help="What the agent does, in one sentence."),
     examples: Path = typer.Option(
         ..., "--examples", help="Examples of {input, output} (JSON list, JSONL or YAML)."
@@ -105,48 +85,24 @@ def create(
     as_json: bool = JsonOption,
 ) -> None:
     """Create an agent: a model proposes candidates, each is tested, the best is kept."""
-    cfg = settings()
-    loaded = load_examples(examples)
-    agent_model = model or creator_model
+    config = CreateConfig(
+        purpose=purpose,
+        examples=examples,
+        creator_model=creator_model,
+        model=model,
+        candidates=candidates,
+        author=author,
+        seed=seed,
+        max_tests=max_tests,
+        store=not no_store,
+        unsafe_no_sandbox=unsafe_no_sandbox,
+    )
 
     def progress(message: str) -> None:
         err_console.print(message, highlight=False, soft_wrap=True)
 
-    async def run() -> CreateResult:
-        both = "" if agent_model == creator_model else f" and {agent_model}"
-        progress(f"loading {creator_model}{both}")
-        async with _models(
-            cfg, creator_model, agent_model, unsafe_no_sandbox=unsafe_no_sandbox
-        ) as (creator, runner):
-            return await create_agent(
-                purpose,
-                loaded,
-                creator=creator,
-                runner=runner,
-                model_name=agent_model,
-                candidates=candidates,
-                author=author,
-                seed=seed,
-                max_tests=max_tests,
-                progress=progress,
-            )
-
-    result = asyncio.run(run())
-    spec = result.spec
-    stored: str | None = None
-    if not no_store:
-        with open_store(cfg) as store:
-            market = Marketplace(store)
-            stored = market.add(spec).status
-            if result.best.report is not None:
-                report = result.best.report
-                market.agents.add_report(
-                    spec.id,
-                    model=report.model,
-                    report=report.to_dict(),
-                    success_rate=report.success_rate,
-                    purpose="create",
-                )
+    outcome = asyncio.run(create_and_store(config, settings(ctx), progress=progress))
+    result, spec, stored = outcome.result, outcome.result.spec, outcome.stored
     if out is not None:
         dump_spec(spec, out)
     if as_json:

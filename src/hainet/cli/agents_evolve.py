@@ -1,32 +1,27 @@
 """``hainet agents evolve`` and ``hainet agents cross``: improve agents on your data.
 
-Both read an agent (a spec file, or a stored agent by name, ``name@version`` or id
-prefix), a training and a validation set of test cases, run the
-:class:`~hainet.agents.evolve.Evolver` on a model, and write the result: to
-``--out``, to the store as a draft (unless ``--no-store``), and as YAML on stdout
+Both take an agent (a spec file, or a stored agent by name, ``name@version`` or id
+prefix), a training and a validation set of test cases, and call
+:func:`~hainet.agents.usecases.evolve_agent` or
+:func:`~hainet.agents.usecases.cross_agents` (which run the
+:class:`~hainet.agents.evolve.Evolver` on a model and store a changed result as a
+draft unless ``--no-store``); the result goes to ``--out``, and as YAML on stdout
 when neither ``--out`` nor ``--json`` is given.  Progress goes to stderr.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from hainet.agents.evolve import OPERATORS, Budget, Evolver, load_cases
-from hainet.agents.marketplace import Marketplace
-from hainet.agents.spec import AgentSpec, dump_spec, load_spec, parse_spec
-from hainet.agents.workflow import AgentRunner, open_runner
-from hainet.backends import BUNDLED, Catalog
-from hainet.cli._common import JsonOption, console, err_console, open_store, print_json, settings
-from hainet.config import Settings
-from hainet.errors import HainetError, ValidationError
-from hainet.select import select as select_models
-from hainet.store import AgentStore
+from hainet.agents.evolve import OPERATORS
+from hainet.agents.spec import dump_spec
+from hainet.agents.usecases import EvolveConfig, EvolveOutcome, cross_agents, evolve_agent
+from hainet.cli._common import JsonOption, console, err_console, print_json, settings
+from hainet.errors import ValidationError
 
 __all__ = ["cross", "evolve"]
 
@@ -49,18 +44,6 @@ OutOption = typer.Option(None, "--out", help="Write the resulting spec here (.ya
 NoStoreOption = typer.Option(
     False, "--no-store", help="Do not save an evolved agent in the store as a draft."
 )
-
-
-def _load_agent(ref: str, cfg: Settings) -> AgentSpec:
-    """A spec file when ``ref`` is one, else a stored agent."""
-    path = Path(ref)
-    if path.suffix in (".yaml", ".yml", ".json") or path.exists():
-        return load_spec(path)
-    with open_store(cfg) as store:
-        record = AgentStore(store).find(ref)
-    spec = parse_spec(record.spec, source=f"stored agent {ref}")
-    spec.verify()
-    return spec
 
 
 def parse_operators(text: str | None) -> dict[str, float] | None:
@@ -107,103 +90,39 @@ def _log(event: str, data: dict[str, Any]) -> None:
         )
 
 
-@contextlib.asynccontextmanager
-async def _runners(
-    cfg: Settings, main: str, others: Sequence[str], seed: int
-) -> AsyncIterator[tuple[AgentRunner, dict[str, AgentRunner]]]:
-    catalog = Catalog(cfg)
-    async with contextlib.AsyncExitStack() as stack:
-        runner = await stack.enter_async_context(open_runner(catalog.resolve(main), seed=seed))
-        extra = {}
-        for name in others:
-            if name != main and name not in extra:
-                extra[name] = await stack.enter_async_context(
-                    open_runner(catalog.resolve(name), seed=seed)
-                )
-        yield runner, extra
+def _progress(message: str) -> None:
+    err_console.print(message, highlight=False)
 
 
-MAX_SWITCH_MODELS = 2  # each one is loaded for the whole evolution: bound the memory
-
-
-def model_ranking(cfg: Settings, spec: AgentSpec, main: str) -> list[str]:
-    """Models for ``switch_model`` when none are named, best first: the agent's
-    stored compatibility matrix, then the selector's answer for its purpose.  Only
-    models the catalog knows; nothing is measured here."""
-    known = set(Catalog(cfg).names())
-    ranked: list[str] = []
-    with open_store(cfg) as store:
-        for cell in Marketplace(store).recommend_model(spec.id, top=5):
-            ranked.append(cell["model"])
-        try:
-            answer = select_models(store, describe=spec.purpose, top=3, home=cfg.home)
-        except HainetError:  # nothing benchmarked yet: the matrix is all there is
-            answer = None
-    if answer is not None:
-        ranked.append(answer["selected_model"])
-        ranked.extend(a["selected_model"] for a in answer["alternatives"])
-    out: list[str] = []
-    for name in ranked:
-        if name in known and name != main and name not in out:
-            out.append(name)
-    return out[:MAX_SWITCH_MODELS]
-
-
-def _default_model(spec: AgentSpec, model: str | None) -> str:
-    if model:
-        return model
-    return spec.requirements.models[0] if spec.requirements.models else BUNDLED.name
-
-
-def _finish(
-    cfg: Settings,
-    parents: Sequence[AgentSpec],
-    result: AgentSpec,
-    events: list[tuple[str, dict[str, Any]]],
-    *,
-    out: Path | None,
-    no_store: bool,
-    as_json: bool,
-) -> None:
-    changed = all(result is not p for p in parents)
-    stored = False
-    if changed and not no_store:
-        with open_store(cfg) as store:
-            AgentStore(store).add(result.model_dump(mode="json"))
-        stored = True
+def _render(outcome: EvolveOutcome, *, out: Path | None, as_json: bool) -> None:
+    result, parents, means = outcome.result, outcome.parents, outcome.val_means
     if out is not None:
         dump_spec(result, out)
-    # Validation means from each round's "done" (the "evaluated" events mix in the
-    # training-set runs that collect failures).
-    means: dict[str, float] = {}
-    for e, d in events:
-        if e == "done":
-            means.update(d["val_means"])
     if as_json:
         print_json(
             {
-                "changed": changed,
+                "changed": outcome.changed,
                 "parents": [p.id for p in parents],
                 "result": result.id,
                 "name": result.name,
                 "version": result.version,
                 "lineage": result.lineage,
-                "parent_scores": {p.id: means.get(p.id) for p in parents},
-                "score": means.get(result.id),
-                "stored": stored,
+                "parent_scores": outcome.parent_scores,
+                "score": outcome.score,
+                "stored": outcome.stored,
                 "out": str(out) if out else None,
-                "events": [{"event": e, **d} for e, d in events],
+                "events": [{"event": e, **d} for e, d in outcome.events],
                 "spec": result.model_dump(mode="json"),
             }
         )
         return
-    if changed:
+    if outcome.changed:
         console.print(
             f"[bold]{result.name} {result.version}[/bold] ({result.short_id}), "
             f"validation score {means.get(result.id, 0.0):.3f} (parents: "
             + ", ".join(f"{p.version} {means.get(p.id, 0.0):.3f}" for p in parents)
             + ")"
-            + ("; stored as a draft" if stored else ""),
+            + ("; stored as a draft" if outcome.stored else ""),
             highlight=False,
         )
     else:
@@ -220,6 +139,7 @@ def _finish(
 
 
 def evolve(
+    ctx: typer.Context,
     agent: str = typer.Argument(..., help="Spec file (YAML/JSON) or stored agent."),
     trainset: Path = TrainOption,
     valset: Path = ValOption,
@@ -245,43 +165,26 @@ def evolve(
     as_json: bool = JsonOption,
 ) -> None:
     """Evolve an agent: keep a changed copy only if it beats the original."""
-    cfg = settings()
-    spec = _load_agent(agent, cfg)
-    train, val = load_cases(trainset), load_cases(valset)
-    weights = parse_operators(operators)
-    budget = Budget(candidates=candidates, repeats=repeats, max_seconds=max_seconds)
-    name = _default_model(spec, model)
-    use_switch = weights is None or weights.get("switch_model", 0) > 0
-    if not switch_to and use_switch:
-        switch_to = model_ranking(cfg, spec, name)
-    events: list[tuple[str, dict[str, Any]]] = []
-
-    def on_event(event: str, data: dict[str, Any]) -> None:
-        events.append((event, data))
-        _log(event, data)
-
-    async def run() -> AgentSpec:
-        async with _runners(cfg, name, switch_to, seed) as (runner, extra):
-            evolver = Evolver(
-                runner,
-                operators=weights,
-                runners=extra,
-                model_ranking=[name, *switch_to],
-                seed=seed,
-                on_event=on_event,
-            )
-            current = spec
-            for i in range(rounds):
-                if rounds > 1:
-                    err_console.print(f"round {i + 1}/{rounds}", highlight=False)
-                current = await evolver.evolve(current, trainset=train, valset=val, budget=budget)
-            return current
-
-    result = asyncio.run(run())
-    _finish(cfg, [spec], result, events, out=out, no_store=no_store, as_json=as_json)
+    config = EvolveConfig(
+        trainset=trainset,
+        valset=valset,
+        candidates=candidates,
+        rounds=rounds,
+        model=model,
+        switch_to=tuple(switch_to),
+        operators=parse_operators(operators),
+        repeats=repeats,
+        seed=seed,
+        max_seconds=max_seconds,
+        store=not no_store,
+    )
+    cfg = settings(ctx)
+    outcome = asyncio.run(evolve_agent(agent, config, cfg, on_event=_log, progress=_progress))
+    _render(outcome, out=out, as_json=as_json)
 
 
 def cross(
+    ctx: typer.Context,
     agents: list[str] = typer.Argument(..., help="Two or more spec files or stored agents."),
     trainset: Path = TrainOption,
     valset: Path = ValOption,
@@ -296,23 +199,15 @@ def cross(
 ) -> None:
     """Cross agents (a prompt from one, tools from another, all examples); keep the
     result only if it beats the best of them."""
-    cfg = settings()
-    if len(agents) < 2:
-        raise ValidationError("cross needs at least two agents")
-    specs = [_load_agent(a, cfg) for a in agents]
-    train, val = load_cases(trainset), load_cases(valset)
-    budget = Budget(candidates=candidates, repeats=repeats, max_seconds=max_seconds)
-    name = _default_model(specs[0], model)
-    events: list[tuple[str, dict[str, Any]]] = []
-
-    def on_event(event: str, data: dict[str, Any]) -> None:
-        events.append((event, data))
-        _log(event, data)
-
-    async def run() -> AgentSpec:
-        async with _runners(cfg, name, [], seed) as (runner, _):
-            evolver = Evolver(runner, seed=seed, on_event=on_event)
-            return await evolver.cross(specs, trainset=train, valset=val, budget=budget)
-
-    result = asyncio.run(run())
-    _finish(cfg, specs, result, events, out=out, no_store=no_store, as_json=as_json)
+    config = EvolveConfig(
+        trainset=trainset,
+        valset=valset,
+        candidates=candidates,
+        model=model,
+        repeats=repeats,
+        seed=seed,
+        max_seconds=max_seconds,
+        store=not no_store,
+    )
+    outcome = asyncio.run(cross_agents(agents, config, settings(ctx), on_event=_log))
+    _render(outcome, out=out, as_json=as_json)

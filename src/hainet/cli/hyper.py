@@ -15,14 +15,18 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from hainet.agents.evolve import Budget, Evolver, load_cases
 from hainet.agents.spec import dump_spec
-from hainet.cli._common import JsonOption, console, err_console, fmt, open_store, print_json
-from hainet.cli._common import settings as _settings
-from hainet.cli.agents_evolve import _default_model, _load_agent, _runners
-from hainet.errors import ValidationError
-from hainet.hyper import Controls, HyperLoop, MetaProcedure, Policy, model_rewriter
+from hainet.cli._common import (
+    JsonOption,
+    console,
+    err_console,
+    fmt,
+    open_store,
+    print_json,
+    settings,
+)
 from hainet.hyper.archive import spec_from_record, summarize
+from hainet.hyper.session import HyperConfig, run_hyper
 from hainet.store.hyper import GenerationStatus, HyperRun, HyperStore
 
 __all__ = ["app"]
@@ -30,7 +34,6 @@ __all__ = ["app"]
 app = typer.Typer(help="Self-improving agents (HyperAgents).", no_args_is_help=True)
 
 RunArg = typer.Argument(None, help="Hyper run id or prefix [the newest].")
-LEVELS = ("low", "medium", "high", "never")
 
 
 def _progress(event: str, data: dict[str, Any]) -> None:
@@ -66,6 +69,7 @@ def _summary(run: HyperRun) -> dict[str, Any]:
 
 @app.command("run")
 def run(
+    ctx: typer.Context,
     agent: str = typer.Option(..., "--agent", help="Spec file (YAML/JSON) or stored agent."),
     generations: int = typer.Option(10, "--generations", min=0, max=1000),
     trainset: Path = typer.Option(..., "--trainset", help="Cases to learn from."),
@@ -90,64 +94,24 @@ def run(
     as_json: bool = JsonOption,
 ) -> None:
     """Improve an agent for N generations; the meta procedure improves itself too."""
-    if risk_approval not in LEVELS:
-        raise ValidationError(f"--risk-approval must be one of {', '.join(LEVELS)}")
-    cfg = _settings()
-    spec = _load_agent(agent, cfg)
-    train, val, test = load_cases(trainset), load_cases(valset), load_cases(testset)
-    name = _default_model(spec, model)
-    policy = Policy(
+    config = HyperConfig(
+        agent=agent,
+        trainset=trainset,
+        valset=valset,
+        testset=testset,
+        generations=generations,
+        model=model,
+        risk_approval=risk_approval,  # type: ignore[arg-type]  # checked by HyperConfig
+        candidates=candidates,
+        repeats=repeats,
         allowed_tools=frozenset(allow_tool),
         max_memory_mb=max_memory_mb,
         max_latency_s=max_latency_s,
-        risk_approval=risk_approval,  # type: ignore[arg-type]
+        max_seconds=max_seconds,
+        seed=seed,
+        resume=resume,
     )
-    budget = Budget(candidates=candidates, repeats=repeats, max_seconds=max_seconds)
-
-    async def go() -> HyperRun:
-        async with _runners(cfg, name, [], seed) as (runner, _extra):
-            controls = Controls(
-                evaluator=Evolver(runner, seed=seed),
-                valset=tuple(val),
-                testset=tuple(test),
-                policy=policy,
-                budget=budget,
-            )
-
-            def proposers(proc: MetaProcedure) -> Evolver:
-                return Evolver(
-                    runner,
-                    operators=proc.operators,
-                    rewrite_template=proc.rewrite_template,
-                    model_ranking=[name],
-                    seed=seed + proc.version,
-                )
-
-            with open_store(cfg) as store:
-                loop = HyperLoop(
-                    store,
-                    controls,
-                    proposers,
-                    trainset=train,
-                    procedure=MetaProcedure(candidates=candidates),
-                    seed=seed,
-                    rewriter=model_rewriter(runner.backend),
-                    on_event=_progress,
-                )
-                if resume:
-                    return await loop.resume(
-                        HyperStore(store).resolve_run(resume), generations=generations
-                    )
-                config = {
-                    "model": name,
-                    "agent_source": agent,
-                    "trainset": str(trainset),
-                    "valset": str(valset),
-                    "testset": str(testset),
-                }
-                return await loop.run(spec, generations=generations, config=config)
-
-    result = asyncio.run(go())
+    result = asyncio.run(run_hyper(config, settings(ctx), on_event=_progress))
     if as_json:
         print_json(_summary(result))
         return
@@ -177,9 +141,9 @@ def _print_run(run: HyperRun) -> None:
 
 
 @app.command("status")
-def status(run_id: str | None = RunArg, as_json: bool = JsonOption) -> None:
+def status(ctx: typer.Context, run_id: str | None = RunArg, as_json: bool = JsonOption) -> None:
     """A run, its generations and its meta-procedure versions."""
-    with open_store(_settings()) as store:
+    with open_store(settings(ctx)) as store:
         hs = HyperStore(store)
         rid = hs.resolve_run(run_id)
         run, gens, procs = hs.get_run(rid), hs.generations(rid), hs.procedures(rid)
@@ -219,8 +183,8 @@ def status(run_id: str | None = RunArg, as_json: bool = JsonOption) -> None:
         )
 
 
-def _decide(gen_id: str, status: GenerationStatus) -> None:
-    with open_store(_settings()) as store:
+def _decide(ctx: typer.Context, gen_id: str, status: GenerationStatus) -> None:
+    with open_store(settings(ctx)) as store:
         gen = HyperStore(store).decide(
             gen_id,
             status,
@@ -231,24 +195,29 @@ def _decide(gen_id: str, status: GenerationStatus) -> None:
 
 
 @app.command("approve")
-def approve(gen_id: str = typer.Argument(..., help="Pending generation id or prefix.")) -> None:
+def approve(
+    ctx: typer.Context, gen_id: str = typer.Argument(..., help="Pending generation id or prefix.")
+) -> None:
     """Approve a generation that waits for a human."""
-    _decide(gen_id, "accepted")
+    _decide(ctx, gen_id, "accepted")
 
 
 @app.command("reject")
-def reject(gen_id: str = typer.Argument(..., help="Pending generation id or prefix.")) -> None:
+def reject(
+    ctx: typer.Context, gen_id: str = typer.Argument(..., help="Pending generation id or prefix.")
+) -> None:
     """Reject a generation that waits for a human."""
-    _decide(gen_id, "rejected")
+    _decide(ctx, gen_id, "rejected")
 
 
 @app.command("rollback")
 def rollback(
+    ctx: typer.Context,
     gen_id: str = typer.Argument(..., help="Generation id or prefix to go back to."),
     out: Path | None = typer.Option(None, "--out", help="Also write its spec here."),
 ) -> None:
     """Make an earlier generation current again (its exact spec); later ones are undone."""
-    with open_store(_settings()) as store:
+    with open_store(settings(ctx)) as store:
         gen = HyperStore(store).rollback(gen_id)
     spec = spec_from_record(gen)
     if out is not None:
@@ -261,9 +230,9 @@ def rollback(
 
 
 @app.command("stop")
-def stop(run_id: str | None = RunArg) -> None:
+def stop(ctx: typer.Context, run_id: str | None = RunArg) -> None:
     """Ask a running loop to stop (it halts within one step)."""
-    with open_store(_settings()) as store:
+    with open_store(settings(ctx)) as store:
         hs = HyperStore(store)
         rid = hs.resolve_run(run_id)
         hs.request_stop(rid)
@@ -271,9 +240,9 @@ def stop(run_id: str | None = RunArg) -> None:
 
 
 @app.command("audit")
-def audit(run_id: str | None = RunArg, as_json: bool = JsonOption) -> None:
+def audit(ctx: typer.Context, run_id: str | None = RunArg, as_json: bool = JsonOption) -> None:
     """The append-only log of every proposal and decision."""
-    with open_store(_settings()) as store:
+    with open_store(settings(ctx)) as store:
         hs = HyperStore(store)
         entries = hs.audit(hs.resolve_run(run_id))
     if as_json:

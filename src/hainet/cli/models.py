@@ -23,7 +23,7 @@ def models(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """List known models (the default when no subcommand is given)."""
     if ctx.invoked_subcommand is not None:
         return
-    cfg = settings()
+    cfg = settings(ctx)
     catalog = Catalog(cfg)
     specs = list(catalog)
     measured = _measured_categories(cfg)
@@ -85,6 +85,7 @@ def _measured_categories(cfg: Settings) -> dict[str, list[str]]:
 
 @app.command("add")
 def add(
+    ctx: typer.Context,
     name: str = typer.Argument(..., help="Name to refer to the model by."),
     path: Path | None = typer.Option(None, "--path", help="GGUF file (llamacpp backend)."),
     url: str | None = typer.Option(None, "--url", help="Base URL of an OpenAI-compatible server."),
@@ -97,7 +98,7 @@ def add(
     """Add a model (a GGUF path, or a server URL and model name) to config.toml."""
     if (path is None) == (url is None):
         raise ConfigError("give exactly one of --path (a GGUF file) or --url (a server)")
-    cfg = settings()
+    cfg = settings(ctx)
     catalog = Catalog(cfg)
     if name in catalog.names():
         raise ConfigError(f"a model named {name!r} already exists")

@@ -37,6 +37,7 @@ def _checked(chosen: list[Run]) -> list[Run]:
 
 
 def report(
+    ctx: typer.Context,
     runs: list[str] = typer.Option(
         [], "--runs", help="Run ids (or unique prefixes) [every completed run]."
     ),
@@ -53,7 +54,7 @@ def report(
     if results is not None:
         paths = build_report(_checked(_runs_from_file(results)), output_dir)
     else:
-        with open_store(settings()) as store:
+        with open_store(settings(ctx)) as store:
             if runs:
                 chosen = [store.get_run(r) for r in runs]
             else:

@@ -21,6 +21,7 @@ def _config(entry: dict[str, Any]) -> str:
 
 
 def select(
+    ctx: typer.Context,
     task: str | None = typer.Option(None, "--task", help="Task type, e.g. tool_use."),
     agent: str | None = typer.Option(None, "--agent", help="Agent type, e.g. assistant."),
     describe: str | None = typer.Option(None, "--describe", help="Free text of the task."),
@@ -37,7 +38,7 @@ def select(
     as_json: bool = JsonOption,
 ) -> None:
     """Recommend a stored model configuration (reads measurements, runs nothing)."""
-    cfg = settings()
+    cfg = settings(ctx)
     kwargs: dict[str, Any] = {
         "task": task,
         "agent": agent,
