@@ -55,6 +55,7 @@ async def _until_stopped(work: Awaitable[SweepOutcome]) -> SweepOutcome:
 
 
 def bench(
+    ctx: typer.Context,
     models: list[str] = typer.Option(
         None, "--models", "-m", help="Model names or GGUF paths [the default model]."
     ),
@@ -109,7 +110,7 @@ def bench(
     as_json: bool = JsonOption,
 ) -> None:
     """Run capability suites on models and configurations; store speed, memory and scores."""
-    cfg = settings(n_threads=n_threads)
+    cfg = settings(ctx, n_threads=n_threads)
     catalog = Catalog(cfg)
     if temperatures and temperature is not None:
         raise ConfigError("give --temperature or --temperatures, not both")

@@ -68,11 +68,12 @@ def print_profile(run: Run) -> None:
 
 @app.command("list")
 def list_runs(
+    ctx: typer.Context,
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many, newest first."),
     as_json: bool = JsonOption,
 ) -> None:
     """List stored runs, newest first."""
-    cfg = settings()
+    cfg = settings(ctx)
     with open_store(cfg) as store:
         runs = store.list_runs(limit=limit)
         if as_json:
@@ -85,11 +86,12 @@ def list_runs(
 
 @app.command("show")
 def show(
+    ctx: typer.Context,
     run_id: str = typer.Argument(..., help="Run id or a unique prefix of it."),
     as_json: bool = JsonOption,
 ) -> None:
     """Show one run with its per-case results."""
-    cfg = settings()
+    cfg = settings(ctx)
     with open_store(cfg) as store:
         run = store.get_run(run_id, with_results=True)
     if as_json:
