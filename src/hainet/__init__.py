@@ -9,10 +9,16 @@ from importlib.metadata import PackageNotFoundError, version
 from hainet.agents import (
     AgentRunner,
     AgentSpec,
+    CreateConfig,
+    EvolveConfig,
     Evolver,
     Marketplace,
+    create_and_store,
+    cross_agents,
+    evolve_agent,
     load_spec,
     open_runner,
+    resolve_agent,
     test_agent,
 )
 from hainet.backends import Backend, Catalog, open_backend, register_backend
@@ -29,7 +35,7 @@ from hainet.errors import (
     SuiteError,
     ValidationError,
 )
-from hainet.hyper import Controls, HyperLoop, Policy
+from hainet.hyper import Controls, HyperConfig, HyperLoop, Policy, run_hyper
 from hainet.sandbox import Sandbox, SandboxResult
 from hainet.select import select
 from hainet.store import CaseResult, Run, Store
@@ -59,10 +65,13 @@ __all__ = [
     "Catalog",
     "Completion",
     "ConfigError",
+    "CreateConfig",
     "Controls",
+    "EvolveConfig",
     "Evolver",
     "GenerationParams",
     "HainetError",
+    "HyperConfig",
     "HyperLoop",
     "Marketplace",
     "Message",
@@ -82,12 +91,17 @@ __all__ = [
     "Timing",
     "ValidationError",
     "__version__",
+    "create_and_store",
+    "cross_agents",
+    "evolve_agent",
     "load_settings",
     "load_spec",
     "open_runner",
     "open_backend",
     "register_backend",
+    "resolve_agent",
     "run_bench",
+    "run_hyper",
     "select",
     "test_agent",
 ]

@@ -19,6 +19,18 @@ from hainet.agents.spec import (
     parse_spec,
 )
 from hainet.agents.testing import CaseOutcome, TestReport, test_agent
+from hainet.agents.usecases import (
+    CreateConfig,
+    CreateOutcome,
+    EvolveConfig,
+    EvolveOutcome,
+    create_and_store,
+    cross_agents,
+    default_model,
+    evolve_agent,
+    rank_models,
+    resolve_agent,
+)
 from hainet.agents.workflow import AgentRun, AgentRunner, StepRecord, open_runner
 
 __all__ = [
@@ -51,4 +63,14 @@ __all__ = [
     "json_schema",
     "load_spec",
     "parse_spec",
+    "CreateConfig",
+    "CreateOutcome",
+    "EvolveConfig",
+    "EvolveOutcome",
+    "create_and_store",
+    "cross_agents",
+    "default_model",
+    "evolve_agent",
+    "rank_models",
+    "resolve_agent",
 ]

@@ -10,6 +10,12 @@
                      trainset=train)
     run = await loop.run(spec, generations=20)
 
+or, as ``hainet hyper run`` does, from one configuration (files, model by name)::
+
+    from hainet.hyper import HyperConfig, run_hyper
+    run = await run_hyper(HyperConfig(agent="agent.yaml", trainset=Path("train.jsonl"),
+                          valset=Path("val.jsonl"), testset=Path("test.jsonl")), settings)
+
 The task agent is an :class:`~hainet.agents.spec.AgentSpec`; the meta agent's
 procedure (:class:`MetaProcedure`) is versioned data the loop itself may change; the
 evaluator, the data, the policy and the budget (:class:`Controls`) are out of reach.
@@ -27,9 +33,11 @@ from hainet.hyper.procedure import (
     model_rewriter,
     propose_change,
 )
+from hainet.hyper.session import HyperConfig, run_hyper
 
 __all__ = [
     "Controls",
+    "HyperConfig",
     "HyperLoop",
     "MetaProcedure",
     "Policy",
@@ -42,6 +50,7 @@ __all__ = [
     "parent_weights",
     "propose_change",
     "risk_of",
+    "run_hyper",
     "select_parent",
     "self_evaluate",
     "spec_diff",
