@@ -255,10 +255,16 @@ def _scalar_problem(value: Any, limits: Limits, scalars: tuple[type, ...]) -> st
 
 
 def value_problem(
-    value: Any, limits: Limits = DEFAULT_LIMITS, *, _scalars: tuple[type, ...] = _OK_SCALARS
+    value: Any,
+    limits: Limits = DEFAULT_LIMITS,
+    *,
+    strict: bool = True,
+    _scalars: tuple[type, ...] = _OK_SCALARS,
 ) -> Problem | None:
     """The first thing wrong with a JSON-like ``value``, or None.
 
+    ``strict=False`` checks the depth only: for free-form options that a plugin's own
+    check reads (a code test may expect ``float("inf")``, built in Python).
     Iterative (a value built in Python may nest deeper than the interpreter's
     recursion limit) and linear in the size of the value.
     """
@@ -272,7 +278,7 @@ def value_problem(
                 return Problem(path, f"key {item.key!r} appears twice in one object")
             if isinstance(item, dict):
                 children: Iterator[tuple[str | int, Any]] = iter(item.items())
-                for key in item:
+                for key in item if strict else ():
                     if not isinstance(key, str):
                         return Problem(path, f"key {key!r} is not a string")
                     why = _string_problem(key, limits)
@@ -283,7 +289,7 @@ def value_problem(
             # Reversed, so that the first problem in document order is the one reported.
             stack.extend((child, (*path, k)) for k, child in reversed(list(children)))
             continue
-        why = _scalar_problem(item, limits, _scalars)
+        why = _scalar_problem(item, limits, _scalars) if strict else None
         if why:
             return Problem(path, why)
     return None

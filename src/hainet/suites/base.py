@@ -32,9 +32,10 @@ import json
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hainet.errors import SuiteError
+from hainet.inputs import SUITE_LIMITS, format_path, value_problem
 from hainet.suites.scorers import check_case, scorer_known
 from hainet.types import GenerationParams, Message, Mode, Request
 
@@ -59,7 +60,10 @@ class Turn(BaseModel):
 
 
 class Case(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # No NaN or infinity anywhere: NaN equals nothing, so it would score 0, and it is
+    # not JSON, so it could not be stored.  Plugins build cases in Python, so the free
+    # fields (target, options, ...) are checked here too, not only when read from files.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     id: str = Field(description="Unique within its suite.")
     input: str = Field(description="The question or task (the last user turn).")
@@ -85,9 +89,29 @@ class Case(BaseModel):
     temperature: float | None = Field(default=None, ge=0)
     tags: list[str] = Field(default_factory=list)
 
+    @field_validator("target")
+    @classmethod
+    def _json_target(cls, value: Any) -> Any:
+        return _checked(value, strict=True)
+
+    @field_validator("options", "json_schema", "tools")
+    @classmethod
+    def _bounded(cls, value: Any) -> Any:
+        # Only bounded in depth here: each scorer's check_case reads its own options
+        # (the numeric tolerance must be finite; a code test may expect an infinity).
+        return _checked(value, strict=False)
+
+
+def _checked(value: Any, *, strict: bool) -> Any:
+    problem = value_problem(value, SUITE_LIMITS, strict=strict)
+    if problem is not None:
+        at = format_path(problem.path)
+        raise ValueError(f"{at}: {problem.message}" if at else problem.message)
+    return value
+
 
 class Suite(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     name: str
     version: str

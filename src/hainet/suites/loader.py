@@ -13,7 +13,6 @@ Looked up by name, first match wins:
 
 from __future__ import annotations
 
-import json
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError as PydanticValidationError
 
 from hainet.errors import SuiteError
+from hainet.inputs import SUITE_LIMITS, check_value, format_path, load_file, parse_json
 from hainet.registry import Registry
 from hainet.suites.base import Suite
 
@@ -69,33 +69,48 @@ def expand_suite_names(names: list[str] | tuple[str, ...]) -> list[str]:
     return out
 
 
+def _locate(data: Any, loc: tuple[str | int, ...]) -> str:
+    """Where ``loc`` points in suite data: ``case 'x' (#2): field 'target'``."""
+    place = ""
+    if len(loc) >= 2 and loc[0] == "cases" and isinstance(loc[1], int):
+        cases = data.get("cases") if isinstance(data, dict) else None
+        case = cases[loc[1]] if isinstance(cases, list) and loc[1] < len(cases) else None
+        case_id = case.get("id") if isinstance(case, dict) else None
+        if isinstance(case_id, str) and 0 < len(case_id) <= 200:
+            place = f"case {case_id!r} (#{loc[1] + 1})"
+        else:
+            place = f"case #{loc[1] + 1}"
+        loc = loc[2:]
+    field = format_path(loc)
+    return ": ".join(p for p in (place, f"field {field!r}" if field else "") if p)
+
+
 def parse_suite(data: Any, where: str) -> Suite:
-    """Validate suite data; errors name the file, the case and the field."""
+    """Validate suite data; errors name the file, the case and the field.
+
+    Data from a plugin is held to what a suite file is (:mod:`hainet.inputs`: finite
+    numbers, JSON values, bounded depth) before its model sees it.
+    """
     if isinstance(data, Suite):
         return data
+    check_value(data, where=where, error=SuiteError, limits=SUITE_LIMITS, locate=_locate)
     try:
         return Suite.model_validate(data)
     except PydanticValidationError as exc:
         first = exc.errors()[0]
-        loc = list(first["loc"])
-        place = ""
-        if len(loc) >= 2 and loc[0] == "cases" and isinstance(loc[1], int):
-            cases = data.get("cases") if isinstance(data, dict) else None
-            case = cases[loc[1]] if isinstance(cases, list) and loc[1] < len(cases) else None
-            case_id = case.get("id") if isinstance(case, dict) else None
-            place = f"case {case_id!r} (#{loc[1] + 1})" if case_id else f"case #{loc[1] + 1}"
-            loc = loc[2:]
-        field = ".".join(str(p) for p in loc)
-        parts = [where, place, f"field {field!r}" if field else ""]
+        place = _locate(data, tuple(first["loc"]))
         msg = first["msg"].removeprefix("Value error, ")
-        raise SuiteError(": ".join(p for p in parts if p) + f": {msg}") from None
+        raise SuiteError(": ".join(p for p in (where, place, msg) if p)) from None
+
+
+def _from_file(path: Path | Any, where: str) -> Suite:
+    """A suite file (a path or a packaged data file), bounded before it is parsed."""
+    data = load_file(path, where=where, error=SuiteError, limits=SUITE_LIMITS, locate=_locate)
+    return parse_suite(data, where)
 
 
 def _from_json_text(text: str, where: str) -> Suite:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SuiteError(f"{where} is not valid JSON: {exc}") from None
+    data = parse_json(text, where=where, error=SuiteError, limits=SUITE_LIMITS, locate=_locate)
     return parse_suite(data, where)
 
 
@@ -123,17 +138,17 @@ def load_suite(name: str, home: Path | None = None) -> Suite:
         path = Path(name).expanduser()
         if not path.is_file():
             raise SuiteError(f"suite file not found: {path}")
-        return _from_json_text(path.read_text(encoding="utf-8"), str(path))
+        return _from_file(path, str(path))
     user = _user_dir(home)
     if user and (user / f"{name}.json").is_file():
         path = user / f"{name}.json"
-        return _from_json_text(path.read_text(encoding="utf-8"), str(path))
+        return _from_file(path, str(path))
     plugin = _from_entry_point(name)
     if plugin is not None:
         return plugin
     builtin = _BUILTIN.joinpath(f"{name}.json")
     if builtin.is_file():
-        return _from_json_text(builtin.read_text(encoding="utf-8"), f"built-in suite {name!r}")
+        return _from_file(builtin, f"built-in suite {name!r}")
     raise SuiteError(
         f"unknown suite {name!r}", hint=f"known suites: all, {', '.join(suite_names(home))}"
     )

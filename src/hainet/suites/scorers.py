@@ -107,12 +107,38 @@ def _first_line(text: str) -> str:
     return ""
 
 
+def _target_missing(case: Case, scorer: str, needs: str = "a target") -> SuiteError:
+    return SuiteError(f"case {case.id!r}: field 'target': the {scorer} scorer needs {needs}")
+
+
+def _finite_number(value: Any) -> float | None:
+    """``value`` as a finite float (a number or a numeric string), else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 class ExactScorer:
     """The first non-empty line equals the target or an alias, after normalization."""
 
     blocking = False  # cheap: the bench calls it inline, not in a thread
 
     name = "exact"
+
+    @staticmethod
+    def check_case(case: Case) -> None:
+        """A case without a target would be scored 0 against ``None``: refuse it."""
+        if case.target is None:
+            raise _target_missing(case, "exact")
+        if isinstance(case.target, (dict, list)):
+            raise SuiteError(
+                f"case {case.id!r}: field 'target': the exact scorer needs a string or a "
+                f"number, got {type(case.target).__name__}"
+            )
 
     def score(self, case: Case, completion: Completion) -> Score:
         answer = normalize(_first_line(completion.text))
@@ -133,6 +159,24 @@ class NumericScorer:
     blocking = False  # cheap: the bench calls it inline, not in a thread
 
     name = "numeric"
+
+    @staticmethod
+    def check_case(case: Case) -> None:
+        """The target and the tolerance are finite numbers (NaN never equals anything)."""
+        if case.target is None:
+            raise _target_missing(case, "numeric", "a number as target")
+        if _finite_number(case.target) is None:
+            raise SuiteError(
+                f"case {case.id!r}: field 'target': numeric target {case.target!r} "
+                "is not a finite number"
+            )
+        if "tolerance" in case.options:
+            tol = _finite_number(case.options["tolerance"])
+            if tol is None or tol < 0:
+                raise SuiteError(
+                    f"case {case.id!r}: field 'options.tolerance': "
+                    f"{case.options['tolerance']!r} is not a finite number >= 0"
+                )
 
     def score(self, case: Case, completion: Completion) -> Score:
         try:
@@ -160,6 +204,25 @@ class RegexScorer:
     blocking = False  # cheap: the bench calls it inline, not in a thread
 
     name = "regex"
+
+    @staticmethod
+    def check_case(case: Case) -> None:
+        """A pattern is given (``options.pattern`` or the target) and compiles."""
+        field = "options.pattern" if "pattern" in case.options else "target"
+        pattern = case.options.get("pattern", case.target)
+        if pattern is None:
+            raise _target_missing(case, "regex", "options.pattern or a target")
+        if not isinstance(pattern, (str, int, float)) or isinstance(pattern, bool):
+            raise SuiteError(
+                f"case {case.id!r}: field {field!r}: a pattern is a string, "
+                f"got {type(pattern).__name__}"
+            )
+        try:
+            re.compile(str(pattern))
+        except (re.error, OverflowError, RecursionError) as exc:
+            raise SuiteError(
+                f"case {case.id!r}: field {field!r}: bad pattern {pattern!r}: {exc}"
+            ) from None
 
     def score(self, case: Case, completion: Completion) -> Score:
         pattern = case.options.get("pattern", case.target)
@@ -196,6 +259,23 @@ class JsonSchemaScorer:
 
     blocking = False  # cheap: the bench calls it inline, not in a thread
     name = "json_schema"
+
+    @staticmethod
+    def check_case(case: Case) -> None:
+        """A schema is given and is itself a valid JSON Schema."""
+        field = "options.schema" if "schema" in case.options else "json_schema"
+        schema = case.options.get("schema", case.json_schema)
+        if not isinstance(schema, dict):
+            raise SuiteError(
+                f"case {case.id!r}: field {field!r}: the json_schema scorer needs "
+                "options.schema or json_schema, an object"
+            )
+        try:
+            jsonschema.Draft202012Validator.check_schema(schema)
+        except jsonschema.SchemaError as exc:
+            raise SuiteError(
+                f"case {case.id!r}: field {field!r}: not a valid JSON Schema: {exc.message}"
+            ) from None
 
     def score(self, case: Case, completion: Completion) -> Score:
         schema = case.options.get("schema", case.json_schema)
