@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from hainet.store import USABLE_STATUSES, Run
+from hainet.suites.loader import CAPABILITIES  # the eight capabilities, defined once
 
 __all__ = [
     "CAPABILITY_THRESHOLD",
@@ -34,16 +35,6 @@ __all__ = [
     "tier",
 ]
 
-CAPABILITIES = (
-    "reasoning",
-    "creativity",
-    "coding",
-    "conversation",
-    "instruction_following",
-    "factual_accuracy",
-    "structured_output",
-    "tool_use",
-)
 GENERALIST_THRESHOLD = 0.7
 CAPABILITY_THRESHOLD = 0.85
 SPECIALISTS = {
