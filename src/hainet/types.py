@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -51,8 +52,9 @@ class GenerationParams:
     """Tool definitions in the OpenAI format."""
 
     def __post_init__(self) -> None:
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        # NaN passes every comparison test, so finiteness is checked on its own.
+        if not math.isfinite(self.temperature) or self.temperature < 0:
+            raise ValueError(f"temperature must be a finite number >= 0, got {self.temperature}")
         if self.max_tokens < 1:
             raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
         if not 0 < self.top_p <= 1:
@@ -112,7 +114,7 @@ class Completion:
 class ModelSpec(BaseModel):
     """What to load: a backend, a model (GGUF path or served name) and load options."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     name: str = Field(description="Name users type, e.g. 'gemma-3-270m'.")
     backend: str = Field(default="llamacpp", description="Registered backend name.")
@@ -143,10 +145,10 @@ class ModelSpec(BaseModel):
 class RunConfig(BaseModel):
     """One cell of a sweep: a model configuration and how to sample it."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     model: ModelSpec
-    temperature: float = 0.0
+    temperature: float = Field(default=0.0, ge=0)
     max_tokens: int = 64
     seed: int = 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import signal
 from collections.abc import Awaitable
 from pathlib import Path
@@ -114,8 +115,11 @@ def bench(
     catalog = Catalog(cfg)
     if temperatures and temperature is not None:
         raise ConfigError("give --temperature or --temperatures, not both")
-    if any(t < 0 for t in temperatures or []):
-        raise ConfigError("--temperatures must be >= 0")
+    # NaN slips through `< 0` (and click's min=): refuse it by name, and infinities.
+    for flag, values in (("--temperatures", temperatures or []), ("--temperature", [temperature])):
+        bad = [t for t in values if t is not None and not (math.isfinite(t) and t >= 0)]
+        if bad:
+            raise ConfigError(f"{flag} must be finite and >= 0, got {bad[0]}")
     plan = SweepPlan(
         models=tuple(dict.fromkeys(models or [cfg.default_model])),
         quantizations=tuple(dict.fromkeys(quantizations)) if quantizations else (None,),
