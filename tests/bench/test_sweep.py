@@ -19,6 +19,7 @@ from hainet.bench import sweep as sweep_module
 from hainet.config import load_settings
 from hainet.errors import ConfigError
 from hainet.store import Store
+from hainet.store.liveness import current_owner
 
 
 def test_plan_cells_and_load_groups() -> None:
@@ -165,6 +166,8 @@ def test_a_killed_sweep_resumes_without_duplicates_or_losses(hainet_home: Path) 
         ("gemma-3-270m|-|-|t1", 1),
     ]
     assert sweeps == 1
+    with sqlite3.connect(db) as con:  # the killed cell's run is closed, not left running
+        assert con.execute("SELECT count(*) FROM runs WHERE status = 'running'").fetchone() == (0,)
     # The first cell was not redone: its run is the one from before the kill.
     assert [r["cell"] for r in result["runs"]] == [c for c, _ in sorted(completed)]
 
@@ -216,3 +219,139 @@ def test_quantization_flash_temperature_sweep_loads_each_configuration_once(
     sizes = {q: next(iter(s)) for q, s in by_quant.items()}
     assert sizes["Q4_K_M"] < sizes["Q8_0"] < sizes["F16"]
     assert outcome.sweep.plan["quantizations"] == ["q4_k_m", "q8_0", "f16"]
+
+
+# A bench in a child process: a fake backend that appends every question it is
+# asked to a file and, on call number BLOCK_AT, writes the "ready" file and hangs
+# (the case in flight when it is killed).  One request at a time (the fake is not
+# in-process, so it gets a server's gate), so exactly BLOCK_AT - 1 cases finish.
+_CHILD = r"""
+import asyncio, json, sys
+from pathlib import Path
+
+from hainet.backends import Catalog, register_backend
+from hainet.backends.mock import MockBackend
+from hainet.bench import BenchOptions, Progress, SweepPlan, run_sweep
+from hainet.config import load_settings
+from hainet.store import Store
+
+calls, block_at, ready, resume = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+
+
+class Recording(MockBackend):
+    def __init__(self, spec):
+        super().__init__(spec, responder=lambda request: " 5")
+
+    async def generate(self, request):
+        with calls.open("a") as f:
+            f.write((request.prompt or "").rsplit("Q: ", 1)[-1].splitlines()[0] + "\n")
+        if len(calls.read_text().splitlines()) == block_at:
+            ready.write_text("blocked")
+            await asyncio.Event().wait()
+        return await super().generate(request)
+
+
+register_backend("recording-test", Recording)
+cfg = load_settings()
+seen = []
+progress = Progress(
+    on_start=lambda cases, cells: seen.append(["start", cases, cells]),
+    on_case=lambda r: seen.append(r.case_id),
+)
+plan = SweepPlan(models=("fake",), temperatures=(0.0, 0.5))
+outcome = asyncio.run(
+    run_sweep(Catalog(cfg), plan, Store(cfg.db_url), BenchOptions(quick=True), progress,
+              resume=resume == "resume", server_concurrency=1)
+)
+print(json.dumps({"sweep": outcome.sweep.status, "runs": [r.id for r in outcome.runs],
+                  "progress": seen}))
+"""
+
+
+def _child(calls: Path, block_at: int, ready: Path, resume: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(calls), str(block_at), str(ready), resume],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(condition: object, what: str, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 120
+    while not condition():  # type: ignore[operator]
+        if proc.poll() is not None:
+            pytest.fail(f"the bench exited before {what}: {proc.communicate()[1][-2000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"no {what} within 120 s")
+        time.sleep(0.05)
+
+
+def test_a_killed_run_is_abandoned_and_resume_runs_only_its_missing_cases(
+    hainet_home: Path, tmp_path: Path
+) -> None:
+    from hainet.config import add_model_to_config
+
+    add_model_to_config(hainet_home, "fake", {"backend": "recording-test"})
+    calls, ready = tmp_path / "calls.txt", tmp_path / "ready"
+    db = hainet_home / "hainet.db"
+    # 2 cells of the 5 quick reasoning cases: the first completes, the second has
+    # stored 3 cases and hangs in its 4th (call 9) when it is killed.
+    proc = _child(calls, 9, ready, "new")
+    _wait_for(ready.exists, "the 9th generate call", proc)
+
+    def three_stored() -> bool:
+        with sqlite3.connect(db) as con:
+            return (
+                con.execute(
+                    "SELECT count(*) FROM results JOIN runs ON results.run_id = runs.id"
+                    " WHERE runs.cell = 'fake|-|-|t0.5'"
+                ).fetchone()[0]
+                == 3
+            )
+
+    _wait_for(three_stored, "3 stored cases of the second cell", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+
+    store = Store(load_settings().db_url)
+    by_cell = {r.cell: r for r in store.list_runs()}
+    first, killed = by_cell["fake|-|-|t0"], by_cell["fake|-|-|t0.5"]
+    assert first.status == "completed" and killed.status == "abandoned"
+    assert killed.error is not None and killed.error.startswith(
+        f"abandoned: its process {proc.pid} on host {current_owner().host} is gone (last heartbeat "
+    )
+    assert killed.finished_at is not None
+    [sweep] = store.list_sweeps()
+    assert sweep.status == "abandoned" and f"process {proc.pid}" in (sweep.error or "")
+    kept = store.results(killed.id)
+    assert len(kept) == 3
+
+    before = len(calls.read_text().splitlines())
+    resumed = _child(calls, 0, ready, "resume")
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    outcome = json.loads(out)
+    # Only the two missing cases were generated; the reused three count as done.
+    assert len(calls.read_text().splitlines()) - before == 2
+    assert outcome["progress"][0] == ["start", 5, 1] and len(outcome["progress"][1:]) == 5
+    assert outcome["sweep"] == "completed"
+
+    runs = store.runs_of_sweep(sweep.id)
+    assert sorted((r.cell, r.status) for r in runs) == [
+        ("fake|-|-|t0", "completed"),
+        ("fake|-|-|t0.5", "abandoned"),
+        ("fake|-|-|t0.5", "completed"),
+    ]
+    new = next(r for r in runs if r.cell == "fake|-|-|t0.5" and r.status == "completed")
+    assert outcome["runs"] == [first.id, new.id]
+    full = store.get_run(new.id, with_results=True)
+    assert len(full.results or []) == 5 and full.summary["suites"]["reasoning"]["cases"] == 5
+    assert full.results is not None and full.results[:3] == kept  # taken over as they were
+    closed = store.get_run(killed.id)
+    assert closed.status == "abandoned" and closed.superseded_by == new.id
+    assert f"superseded by run {new.id[:8]}, which took its 3 finished cases" in (
+        closed.error or ""
+    )
+    assert store.get_sweep(sweep.id).status == "completed"

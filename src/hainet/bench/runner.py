@@ -4,7 +4,9 @@
 every suite runs against the model (with a bounded number of requests in flight),
 each case's result is written in its own transaction as soon as it is scored, and
 the run is closed as ``completed``, ``failed`` (with the error) or ``interrupted``
-(Ctrl-C).  A run killed outright stays ``running`` with the cases it finished.
+(Ctrl-C).  A run killed outright keeps the cases it finished and is marked
+``abandoned`` by the store once its process is gone; a resumed sweep cell takes the
+finished cases of its newest unfinished run and runs only the rest (``_reuse``).
 Sweeps over many configurations are ``sweep.py``'s.
 """
 
@@ -28,7 +30,7 @@ from hainet.errors import (
     ModelNotFound,
     SuiteError,
 )
-from hainet.store import CaseResult, Run, RunStatus, Store
+from hainet.store import CaseResult, Reuse, Run, RunStatus, Store
 from hainet.suites import (
     Case,
     Scorers,
@@ -36,7 +38,7 @@ from hainet.suites import (
     Suite,
 )
 from hainet.suites.scoring import score_completions
-from hainet.types import Completion, GenerationParams, ModelSpec
+from hainet.types import Completion, GenerationParams, ModelSpec, Request
 
 __all__ = [
     "BenchOptions",
@@ -158,19 +160,61 @@ def _combine(completions: Sequence[Completion]) -> dict[str, Any]:
     }
 
 
-async def _run_case(
-    backend: Backend, suite: Suite, case: Case, options: BenchOptions, scorers: Scorers
-) -> CaseResult:
+def _request(backend: Backend, suite: Suite, case: Case, options: BenchOptions) -> Request:
     params = GenerationParams(
         temperature=suite.temperature_for(case, options.temperature), seed=options.seed
     )
-    request = suite.request(
+    return suite.request(
         case,
         backend.spec.mode,
         params,
         native_tools=backend.supports_tools,
         constrain=backend.supports_json_schema,
     )
+
+
+def _reuse(
+    store: Store,
+    backend: Backend,
+    work: Sequence[tuple[Suite, Case]],
+    options: BenchOptions,
+    model: dict[str, Any],
+    sweep_id: str | None,
+    cell: str | None,
+) -> Reuse | None:
+    """What a resumed cell takes over from its newest unfinished run, if anything.
+
+    Sound because a case's result is reproducible: the cell fixes the model, the
+    quantization, flash attention, temperature, seed, samples and judge (the sweep's
+    plan hash covers them), and the same rendered prompt, seed and configuration give
+    the same answer (at temperature 0 the same text; above it, the same seeded
+    sample).  So a case is taken only when its suite, suite version, case id and
+    rendered prompt match exactly, and only from a run whose model dict matches (a
+    changed model file or context size is another model); thread counts may differ
+    (llama.cpp computes each row on one thread, whatever the count).  A case that
+    ended in an error is run again.
+    """
+    if sweep_id is None or cell is None:
+        return None
+    old = store.resumable_run(sweep_id, cell)
+    if old is None or _without_threads(old.model) != _without_threads(model):
+        return None
+    cases = []
+    for suite, case in work:
+        request = _request(backend, suite, case, options)
+        cases.append((suite.name, suite.version, case.id, _shown(request.prompt, request.messages)))
+    return Reuse(old.id, cases)
+
+
+def _without_threads(model: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in model.items() if k != "n_threads"}
+
+
+async def _run_case(
+    backend: Backend, suite: Suite, case: Case, options: BenchOptions, scorers: Scorers
+) -> CaseResult:
+    request = _request(backend, suite, case, options)
+    params = request.params
     base: dict[str, Any] = {
         "suite": suite.name,
         "suite_version": suite.version,
@@ -232,10 +276,11 @@ async def run_loaded(
     gate = gate or asyncio.Semaphore(max(1, options.max_concurrent))
     spec = backend.spec
     work = [(s, c) for s in suites for c in s.select(quick=options.quick)]
+    model = spec.model_dump(mode="json", exclude={"api_key"})
     run = store.create_run(
         model_name=spec.name,
         backend=spec.backend,
-        model=spec.model_dump(mode="json", exclude={"api_key"}),
+        model=model,
         params={
             "temperature": options.temperature,
             "seed": options.seed,
@@ -249,10 +294,16 @@ async def run_loaded(
         versions=library_versions(),
         sweep_id=sweep_id,
         cell=cell,
+        reuse=_reuse(store, backend, work, options, model, sweep_id, cell),
     )
     store.update_run(run.id, load_s=backend.load_seconds)
     progress.on_run(run, len(work))
-    done: list[CaseResult] = []
+    # A resumed cell: the cases taken over from its unfinished run count as done.
+    done: list[CaseResult] = list(run.results or [])
+    for result in done:
+        progress.on_case(result)
+    taken = {(r.suite, r.case_id) for r in done}
+    work = [(s, c) for s, c in work if (s.name, c.id) not in taken]
 
     async def one(suite: Suite, case: Case) -> None:
         async with gate:
