@@ -8,9 +8,13 @@ temperatures loads 6 times for 12 cells; the sweep counts its loads.
 * A cell that fails (load error, out of memory, server gone) is stored as a failed
   run with its error and the sweep goes on; a sweep of one cell raises instead, so
   ``hainet bench -m broken.gguf`` is a one-line error.
-* Ctrl-C marks the running cell's run and the sweep ``interrupted``.  ``--resume``
-  finds the newest unfinished sweep with the same plan (or the one named) and runs
-  only the cells without a completed run: nothing is redone, nothing duplicated.
+* Ctrl-C marks the running cell's run and the sweep ``interrupted``; a process
+  killed outright leaves them ``running`` until the store finds its owner gone and
+  marks them ``abandoned``.  ``--resume`` finds the newest unfinished sweep with the
+  same plan (or the one named) and runs only the cells without a completed run; a
+  cell stopped midway takes the finished, scored cases of its newest unfinished run
+  and runs only the rest (``runner._reuse``): nothing is redone, nothing duplicated,
+  and each cell has exactly one completed run, holding every case.
 * ``max_concurrent`` cells run at once: in-process models (llama.cpp, transformers)
   in worker processes, one model each, threads split between them; models behind
   OpenAI-compatible servers as async tasks, at most ``server_concurrency`` requests
