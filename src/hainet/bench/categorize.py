@@ -26,6 +26,7 @@ from hainet.store import USABLE_STATUSES, Run
 from hainet.suites.loader import CAPABILITIES  # the eight capabilities, defined once
 
 __all__ = [
+    "CAPABILITIES",
     "CAPABILITY_THRESHOLD",
     "GENERALIST_THRESHOLD",
     "Profile",
