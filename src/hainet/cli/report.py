@@ -11,7 +11,7 @@ from pydantic import ValidationError as PydanticValidationError
 from hainet.cli._common import console, open_store, settings
 from hainet.errors import ConfigError
 from hainet.report import build_report
-from hainet.store import Run
+from hainet.store import USABLE_STATUSES, Run
 
 # Every completed run the store holds; far more than any real store has.
 _ALL = 1_000_000
@@ -31,7 +31,7 @@ def _runs_from_file(path: Path) -> list[Run]:
 
 
 def _checked(chosen: list[Run]) -> list[Run]:
-    if not any(r.status in ("completed", "interrupted") for r in chosen):
+    if not any(r.status in USABLE_STATUSES for r in chosen):
         raise ConfigError("no completed runs to report on", hint="run `hainet bench` first")
     return chosen
 
