@@ -26,12 +26,13 @@ from pydantic import Field
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
 
 from hainet.errors import ConfigError
+from hainet.inputs import CONFIG_LIMITS, parse_toml, read_text
 
 __all__ = [
     "Settings",
@@ -57,8 +58,8 @@ def config_path(home: Path) -> Path:
 class Settings(BaseSettings):
     """Resolved settings.  Build with :func:`load_settings`."""
 
-    model_config = SettingsConfigDict(env_prefix="HAINET_", extra="forbid")
-    toml_file: ClassVar[Path | None] = None
+    model_config = SettingsConfigDict(env_prefix="HAINET_", extra="forbid", allow_inf_nan=False)
+    toml_data: ClassVar[dict[str, Any] | None] = None
 
     home: Path = Field(default_factory=home_dir, description="Where hainet keeps its files.")
     db: str | None = Field(
@@ -102,11 +103,18 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = cls.toml_file
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if toml_file is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        if cls.toml_data is not None:
+            # Read by read_toml (bounded, no nan/inf), not by pydantic-settings itself.
+            sources.append(InitSettingsSource(settings_cls, init_kwargs=cls.toml_data))
         return tuple(sources)
+
+
+def read_toml(path: Path) -> tuple[str, dict[str, Any]]:
+    """The text of the TOML file and its data, through :mod:`hainet.inputs`
+    (1 MiB, depth 64, ``nan``/``inf`` refused); errors are ConfigErrors naming it."""
+    text = read_text(path, error=ConfigError, limits=CONFIG_LIMITS)
+    return text, parse_toml(text, where=str(path), error=ConfigError, limits=CONFIG_LIMITS)
 
 
 def load_settings(**flags: Any) -> Settings:
@@ -118,8 +126,12 @@ def load_settings(**flags: Any) -> Settings:
 
     # A subclass per call carries the TOML path: pydantic-settings builds sources
     # from the class, and HAINET_HOME may differ between calls (tests, CLI flags).
+    toml_data = read_toml(path)[1] if path.exists() else None
+
     class _Settings(Settings):
-        toml_file = path if path.exists() else None
+        pass
+
+    _Settings.toml_data = toml_data
 
     try:
         return _Settings(**given)
@@ -130,8 +142,8 @@ def load_settings(**flags: Any) -> Settings:
             f"invalid setting {where!r}: {first['msg']}",
             hint=f"check flags, HAINET_* variables and {path}",
         ) from None
-    except (OSError, ValueError) as exc:  # tomllib.TOMLDecodeError is a ValueError
-        raise ConfigError(f"cannot read {path}: {exc}") from None
+    except (OSError, ValueError) as exc:  # e.g. a HAINET_* variable that is not JSON
+        raise ConfigError(f"cannot read settings: {exc}") from None
 
 
 def atomic_write(path: Path, data: str) -> None:
@@ -152,11 +164,10 @@ def atomic_write(path: Path, data: str) -> None:
 def add_model_to_config(home: Path, name: str, table: dict[str, Any]) -> Path:
     """Add ``[models.NAME]`` to the TOML file, keeping the user's comments and layout."""
     path = config_path(home)
+    # Checked by read_toml first: tomlkit itself recurses and keeps nan.
     try:
-        doc = (
-            tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else tomlkit.document()
-        )
-    except (OSError, ValueError) as exc:
+        doc = tomlkit.parse(read_toml(path)[0]) if path.exists() else tomlkit.document()
+    except ValueError as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from None
     models = doc.get("models")
     if models is None:

@@ -165,7 +165,7 @@ def read_bytes(
             # stat says 0 for /dev/zero and pipes: read one byte past the cap to know.
             data = fh.read(cap + 1)
     except OSError as exc:
-        raise _fail(error, name, f"cannot read: {exc.strerror or exc}") from None
+        raise error(f"cannot read {name}: {exc.strerror or exc}") from None
     if len(data) > cap:
         raise _fail(error, name, _too_big(len(data), cap, at_least=True))
     return data

@@ -2,18 +2,18 @@
 
 One reader for every user data file of the agents layer, so that every such file
 accepts the same formats and every error names the file and the line (JSONL, JSON
-syntax) or the item number (JSON and YAML lists, counted from 1).
+syntax, YAML) or the item number (JSON and YAML lists, counted from 1).  Files go
+through :mod:`hainet.inputs` (:data:`~hainet.inputs.DATA_LIMITS`: 16 MiB, depth 64,
+no NaN, no duplicate key) before anything is parsed.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hainet.errors import ValidationError
+from hainet.inputs import DATA_LIMITS, format_path, load_file, parse_json_lines, read_bytes
 
 __all__ = ["read_items"]
 
@@ -25,28 +25,25 @@ def read_items(path: str | Path, *, what: str, wrapper: str | None = None) -> li
     key under which a JSON/YAML mapping may hold the list (``{"examples": [...]}``).
     """
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ValidationError(f"cannot read {what} {p}: {exc.strerror or exc}") from None
+    where = f"{what} {p}"
     if p.suffix == ".jsonl":
-        items: list[tuple[Any, str]] = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                items.append((json.loads(line), f"{p} line {n}"))
-            except json.JSONDecodeError as exc:
-                raise ValidationError(f"{p} line {n}: not valid JSON: {exc.msg}") from None
-        return items
-    try:
-        data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(
-            f"{p} line {exc.lineno} column {exc.colno}: not valid JSON: {exc.msg}"
-        ) from None
-    except yaml.YAMLError as exc:
-        raise ValidationError(f"{p}: not valid YAML: {exc}") from None
+        data = read_bytes(p, where=where, error=ValidationError, limits=DATA_LIMITS)
+        lines = parse_json_lines(data, where=str(p), error=ValidationError, limits=DATA_LIMITS)
+        return [(line.value, f"{p} line {line.number}") for line in lines]
+
+    def locate(data: Any, loc: tuple[str | int, ...]) -> str:
+        # Name the item of the list, counted from 1, as the records' own errors do.
+        if wrapper is not None and isinstance(data, dict) and loc[:1] == (wrapper,):
+            loc = loc[1:]
+        if loc and isinstance(loc[0], int):
+            rest = format_path(loc[1:])
+            return f"item {loc[0] + 1}" + (f": field {rest!r}" if rest else "")
+        return f"at {format_path(loc)}" if loc else ""
+
+    kind = ".json" if p.suffix == ".json" else ".yaml"
+    data = load_file(
+        p, where=str(p), error=ValidationError, limits=DATA_LIMITS, locate=locate, kind=kind
+    )
     if wrapper is not None and isinstance(data, dict) and wrapper in data:
         data = data[wrapper]
     if not isinstance(data, list):

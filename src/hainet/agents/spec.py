@@ -52,10 +52,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic import ValidationError as PydanticValidationError
 
 from hainet.errors import ValidationError
+from hainet.inputs import SPEC_LIMITS, Limits, format_path, load_file, value_problem
 from hainet.types import canonical_json
 
 __all__ = [
@@ -88,42 +96,77 @@ _SEMVER = r"^\d+\.\d+\.\d+$"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\.[A-Za-z0-9_]+)*\}")
 _RESERVED_VARS = {"input", "examples"}
 
+# Bounds on every field, so that a spec built in Python or received from a hub is as
+# bounded as one read from a file (SPEC_LIMITS: 1 MiB).  The example agents use at
+# most 1,200 characters in one text and 12 test cases: each bound is far above that.
+MAX_TEXT = 32_768
+"""Characters in a prompt, a system message, an example, a purpose, a description."""
+MAX_CODE = 131_072
+"""Characters of the spec's module or of one tool's source."""
+MAX_SHORT = 256
+"""Characters in a name, an id, a pattern, a stop string, a model name."""
+MAX_ITEMS = 256
+"""Items in a list (examples, stop strings, choices, capabilities, models...)."""
+MAX_STEPS = 64
+MAX_TESTS = 2_000
+MAX_SPEC_BYTES = SPEC_LIMITS.max_bytes
+"""The canonical JSON of a whole spec, however it was built."""
+# Free JSON values (a test's input and target, tool arguments, schemas).
+_VALUE_LIMITS = Limits(max_depth=SPEC_LIMITS.max_depth, max_string=MAX_TEXT)
+
+Short = Annotated[str, StringConstraints(max_length=MAX_SHORT)]
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
+
+
+def _json_value(value: Any) -> Any:
+    problem = value_problem(value, _VALUE_LIMITS)
+    if problem is not None:
+        at = format_path(problem.path)
+        raise ValueError(f"{at}: {problem.message}" if at else problem.message)
+    return value
+
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Example(_Model):
     """One few-shot example shown to the model."""
 
-    input: str
-    output: str
+    input: Text
+    output: Text
 
 
 class GenerateStep(_Model):
     """Ask the model: render ``template``, sample, parse."""
 
     kind: Literal["generate"] = "generate"
-    id: str = Field(pattern=_VAR, description="Unique within the workflow.")
-    template: str = Field(min_length=1, description="Prompt with {variables}.")
-    system: str | None = Field(default=None, description="System message (chat models).")
-    examples: list[Example] = Field(default_factory=list, description="Few-shot examples.")
-    example_template: str = Field(
+    id: Short = Field(pattern=_VAR, description="Unique within the workflow.")
+    template: Text = Field(min_length=1, description="Prompt with {variables}.")
+    system: Text | None = Field(default=None, description="System message (chat models).")
+    examples: list[Example] = Field(
+        default_factory=list, max_length=MAX_ITEMS, description="Few-shot examples."
+    )
+    example_template: Text = Field(
         default="Input: {input}\nOutput: {output}\n\n",
         description="How one example is rendered into {examples}.",
     )
     temperature: float = Field(default=0.0, ge=0, le=2)
     max_tokens: int = Field(default=64, ge=1, le=4096)
     top_p: float = Field(default=1.0, gt=0, le=1)
-    stop: list[str] = Field(default_factory=list)
+    stop: list[Short] = Field(default_factory=list, max_length=MAX_ITEMS)
     samples: int = Field(default=1, ge=1, le=16, description="N samples, majority vote.")
     json_schema: dict[str, Any] | None = Field(
         default=None, description="Constrain the output to this JSON Schema (grammar)."
     )
     parser: Parser = Field(default="text", description="How the text becomes a value.")
-    pattern: str | None = Field(default=None, description="Regex for parser 'regex'.")
-    choices: list[str] = Field(default_factory=list, description="Options for 'choice'.")
-    output: str = Field(pattern=_VAR, description="Variable the parsed value is stored in.")
+    pattern: Short | None = Field(default=None, description="Regex for parser 'regex'.")
+    choices: list[Short] = Field(
+        default_factory=list, max_length=MAX_ITEMS, description="Options for 'choice'."
+    )
+    output: Short = Field(pattern=_VAR, description="Variable the parsed value is stored in.")
+
+    _free = field_validator("json_schema")(classmethod(lambda cls, v: _json_value(v)))
 
     @model_validator(mode="after")
     def _parser_options(self) -> GenerateStep:
@@ -143,32 +186,36 @@ class ToolStep(_Model):
     """Call one of the agent's tools (in the sandbox) with rendered arguments."""
 
     kind: Literal["tool"] = "tool"
-    id: str = Field(pattern=_VAR)
-    tool: str = Field(description="Name of a tool in the spec's tools.")
+    id: Short = Field(pattern=_VAR)
+    tool: Short = Field(description="Name of a tool in the spec's tools.")
     args: dict[str, Any] = Field(
         default_factory=dict,
         description="Arguments; a string that is exactly '{var}' passes the value as is.",
     )
-    output: str = Field(pattern=_VAR)
+    output: Short = Field(pattern=_VAR)
+
+    _free = field_validator("args")(classmethod(lambda cls, v: _json_value(v)))
 
 
 class CodeStep(_Model):
     """Call ``run(value)`` of the spec's ``code`` module (in the sandbox)."""
 
     kind: Literal["code"] = "code"
-    id: str = Field(pattern=_VAR)
-    input: str = Field(default="{input}", description="What to pass to run().")
-    output: str = Field(pattern=_VAR)
+    id: Short = Field(pattern=_VAR)
+    input: Text = Field(default="{input}", description="What to pass to run().")
+    output: Short = Field(pattern=_VAR)
 
 
 class ValidateStep(_Model):
     """Check a variable; the run fails here when the check does."""
 
     kind: Literal["validate"] = "validate"
-    id: str = Field(pattern=_VAR)
-    value: str = Field(description="The variable to check, e.g. '{answer}'.")
+    id: Short = Field(pattern=_VAR)
+    value: Text = Field(description="The variable to check, e.g. '{answer}'.")
     json_schema: dict[str, Any] | None = None
-    pattern: str | None = Field(default=None, description="Regex the value must match.")
+    pattern: Short | None = Field(default=None, description="Regex the value must match.")
+
+    _free = field_validator("json_schema")(classmethod(lambda cls, v: _json_value(v)))
 
     @model_validator(mode="after")
     def _something(self) -> ValidateStep:
@@ -183,15 +230,19 @@ Step = Annotated[GenerateStep | ToolStep | CodeStep | ValidateStep, Field(discri
 class ToolDef(_Model):
     """A Python function the agent may call: a built-in by name or its own source."""
 
-    name: str = Field(pattern=_VAR)
-    description: str = ""
-    builtin: str | None = Field(default=None, description="Name of a built-in tool.")
+    name: Short = Field(pattern=_VAR)
+    description: Text = ""
+    builtin: Short | None = Field(default=None, description="Name of a built-in tool.")
     source: str | None = Field(
-        default=None, description="Python source defining a function called `name`."
+        default=None,
+        max_length=MAX_CODE,
+        description="Python source defining a function called `name`.",
     )
     parameters: dict[str, Any] | None = Field(
         default=None, description="JSON Schema of the arguments (built-ins bring theirs)."
     )
+
+    _free = field_validator("parameters")(classmethod(lambda cls, v: _json_value(v)))
 
     @model_validator(mode="after")
     def _one(self) -> ToolDef:
@@ -205,22 +256,30 @@ class TestCase(_Model):
 
     __test__ = False  # not a pytest class
 
-    id: str = Field(min_length=1)
+    id: Short = Field(min_length=1)
     input: Any = Field(description="String or JSON object.")
     target: Any = None
-    scorer: str = Field(default="exact", description="exact, numeric, json_schema, regex...")
+    scorer: Short = Field(default="exact", description="exact, numeric, json_schema, regex...")
     options: dict[str, Any] = Field(default_factory=dict, description="Scorer options.")
     holdout: bool = Field(
         default=False, description="Held out: counts for versatility, not the gate."
+    )
+
+    _free = field_validator("input", "target", "options")(
+        classmethod(lambda cls, v: _json_value(v))
     )
 
 
 class Requirements(_Model):
     """Which models can run the agent."""
 
-    models: list[str] = Field(default_factory=list, description="Preferred model names.")
-    min_scores: dict[str, float] = Field(
-        default_factory=dict, description="Capability -> minimal stored score of a model."
+    models: list[Short] = Field(
+        default_factory=list, max_length=MAX_ITEMS, description="Preferred model names."
+    )
+    min_scores: dict[Short, float] = Field(
+        default_factory=dict,
+        max_length=MAX_ITEMS,
+        description="Capability -> minimal stored score of a model.",
     )
     json_schema: bool = Field(default=False, description="Needs grammar-constrained JSON.")
     tools: bool = Field(default=False, description="Needs native tool calls.")
@@ -232,19 +291,23 @@ class AgentSpec(_Model):
     """A versioned, content-addressed agent.  See the module docstring."""
 
     schema_version: int = Field(default=SPEC_SCHEMA_VERSION)
-    id: str = Field(default="", description="sha256 of the content; filled in when empty.")
+    id: Short = Field(default="", description="sha256 of the content; filled in when empty.")
     name: str = Field(pattern=_NAME)
-    version: str = Field(default="1.0.0", pattern=_SEMVER)
-    purpose: str = Field(min_length=1)
-    capabilities: list[str] = Field(default_factory=list)
+    version: Short = Field(default="1.0.0", pattern=_SEMVER)
+    purpose: Text = Field(min_length=1)
+    capabilities: list[Short] = Field(default_factory=list, max_length=MAX_ITEMS)
     requirements: Requirements = Field(default_factory=Requirements)
-    workflow: list[Step] = Field(min_length=1)
-    output: str = Field(pattern=_VAR, description="The variable that is the agent's answer.")
-    tools: list[ToolDef] = Field(default_factory=list)
-    code: str | None = Field(default=None, description="Module source with run(input).")
-    tests: list[TestCase] = Field(default_factory=list)
-    lineage: list[str] = Field(default_factory=list, description="Ids of the parents.")
-    author: str | None = Field(default=None, description="Pseudonymous key id.")
+    workflow: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
+    output: Short = Field(pattern=_VAR, description="The variable that is the agent's answer.")
+    tools: list[ToolDef] = Field(default_factory=list, max_length=MAX_STEPS)
+    code: str | None = Field(
+        default=None, max_length=MAX_CODE, description="Module source with run(input)."
+    )
+    tests: list[TestCase] = Field(default_factory=list, max_length=MAX_TESTS)
+    lineage: list[Short] = Field(
+        default_factory=list, max_length=MAX_ITEMS, description="Ids of the parents."
+    )
+    author: Short | None = Field(default=None, description="Pseudonymous key id.")
     created_by: Literal["human", "ai_generated"] = "human"
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -284,8 +347,13 @@ class AgentSpec(_Model):
             raise ValueError("tests: duplicate test id")
         if len({t.name for t in self.tools}) != len(self.tools):
             raise ValueError("tools: duplicate tool name")
+        # Each field is bounded; their sum is too, however the spec was built.
+        text = canonical_json(self.content())
+        size = len(text.encode("utf-8"))
+        if size > MAX_SPEC_BYTES:
+            raise ValueError(f"the spec is {size:,} bytes of JSON, over {MAX_SPEC_BYTES:,}")
         if not self.id:
-            object.__setattr__(self, "id", content_hash(self))
+            object.__setattr__(self, "id", hashlib.sha256(text.encode()).hexdigest())
         return self
 
     # -- identity ---------------------------------------------------------------
@@ -391,18 +459,11 @@ def parse_spec(data: Any, *, source: str = "spec", check_id: bool = True) -> Age
 
 
 def load_spec(path: str | Path) -> AgentSpec:
-    """Read a spec from a YAML or JSON file."""
+    """Read a spec from a YAML or JSON file (anything but ``.json`` is read as YAML),
+    bounded before it is parsed (:data:`hainet.inputs.SPEC_LIMITS`)."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ValidationError(f"cannot read {p}: {exc.strerror or exc}") from None
-    try:
-        data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ValidationError(
-            f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {exc}"
-        ) from None
+    kind = ".json" if p.suffix == ".json" else ".yaml"
+    data = load_file(p, error=ValidationError, limits=SPEC_LIMITS, kind=kind)
     return parse_spec(data, source=str(p))
 
 
