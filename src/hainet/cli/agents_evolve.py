@@ -17,7 +17,7 @@ from typing import Any
 
 import typer
 
-from hainet.agents.evolve import OPERATORS
+from hainet.agents.operators import operator_names
 from hainet.agents.spec import dump_spec
 from hainet.agents.usecases import EvolveConfig, EvolveOutcome, cross_agents, evolve_agent
 from hainet.cli._common import JsonOption, console, err_console, print_json, settings
@@ -53,9 +53,10 @@ def parse_operators(text: str | None) -> dict[str, float] | None:
     weights: dict[str, float] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, _, weight = part.partition("=")
-        if name not in OPERATORS:
+        known = operator_names()  # hainet's and installed plugins'
+        if name not in known:
             raise ValidationError(
-                f"--operators: unknown operator {name!r}; known: {', '.join(OPERATORS)}"
+                f"--operators: unknown operator {name!r}; known: {', '.join(known)}"
             )
         try:
             weights[name] = float(weight) if weight else 1.0
