@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from hainet.backends import Catalog
 from hainet.cli._common import JsonOption, console, fmt, open_store, print_json, settings
 from hainet.config import Settings
 from hainet.errors import HainetError, ValidationError
+from hainet.inputs import SPEC_LIMITS, parse_json
 from hainet.net.identity import Identity, verify
 from hainet.store import AgentRecord
 
@@ -101,11 +101,14 @@ def schema() -> None:
 
 def _parse_input(text: str) -> Any:
     # A JSON object or array is passed as data; anything else as the string it is.
+    # Bounded like any file (hainet.inputs): deep nesting or NaN is an error, not a
+    # traceback; text that is not JSON at all stays the string it is.
     if text.lstrip()[:1] in ("{", "["):
         try:
-            return json.loads(text)
-        except json.JSONDecodeError:
-            pass
+            return parse_json(text, where="--input", error=ValidationError, limits=SPEC_LIMITS)
+        except ValidationError as exc:
+            if "not valid JSON" not in str(exc):  # too deep, NaN, a key twice: refused
+                raise
     return text
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -10,6 +9,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from hainet.cli._common import console, open_store, settings
 from hainet.errors import ConfigError
+from hainet.inputs import RESULTS_LIMITS, load_file
 from hainet.report import build_report
 from hainet.store import USABLE_STATUSES, Run
 
@@ -19,11 +19,11 @@ _ALL = 1_000_000
 
 def _runs_from_file(path: Path) -> list[Run]:
     """Runs of a ``hainet bench --output`` file: ``{"sweep": {...}, "runs": [...]}``."""
+    data = load_file(path, error=ConfigError, limits=RESULTS_LIMITS, kind=".json")
     try:
-        data = json.loads(path.read_text("utf-8"))
         items = data["runs"] if isinstance(data, dict) else data
         return [Run.model_validate(item) for item in items]
-    except (OSError, ValueError, KeyError, TypeError, PydanticValidationError) as exc:
+    except (ValueError, KeyError, TypeError, PydanticValidationError) as exc:
         raise ConfigError(
             f"cannot read runs from {path}: {str(exc).splitlines()[0]}",
             hint="expected the JSON `hainet bench --output FILE` writes",

@@ -6,7 +6,6 @@ calls a backend.  See :mod:`hainet.select.scoring` for the score.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from hainet.bench.categorize import Profile
 from hainet.errors import ConfigError, ValidationError
+from hainet.inputs import RESULTS_LIMITS, load_file
 from hainet.select.scoring import Candidate, Scored, candidates_from_runs, score_all
 from hainet.select.taxonomy import Taxonomy, load_taxonomy
 from hainet.store import Run, Store
@@ -29,10 +29,7 @@ _TOP_MATCHES = 3
 
 def load_analysis(path: Path) -> list[Profile]:
     """Profiles from an analysis JSON (``hainet report``): ``{"profiles": [...]}``."""
-    try:
-        data = json.loads(Path(path).read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read analysis file {path}: {exc}") from exc
+    data = load_file(Path(path), error=ConfigError, limits=RESULTS_LIMITS, kind=".json")
     items = data.get("profiles") if isinstance(data, dict) else None
     if not isinstance(items, list):
         raise ValidationError(f'{path}: expected a top-level "profiles" list')

@@ -22,6 +22,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from hainet.config import home_dir
 from hainet.errors import ConfigError, ValidationError
+from hainet.inputs import CONFIG_LIMITS, load_file
 from hainet.suites.loader import CAPABILITIES
 
 __all__ = ["MEASURE_TERMS", "TERMS", "SelectType", "Taxonomy", "load_taxonomy"]
@@ -77,10 +78,7 @@ def load_taxonomy(home: Path | None = None) -> Taxonomy:
     data = _builtin()
     path = home_dir(home) / USER_FILE
     if path.is_file():
-        try:
-            user = json.loads(path.read_text("utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read {path}: {exc}") from exc
+        user = load_file(path, error=ConfigError, limits=CONFIG_LIMITS, kind=".json")
         if not isinstance(user, dict):
             raise ConfigError(f"{path}: expected an object with task_types / agent_types")
         for section in ("task_types", "agent_types"):
