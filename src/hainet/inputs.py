@@ -562,8 +562,9 @@ def parse_yaml(
 ) -> Any:
     """Parse one YAML document under ``limits``; errors name ``where`` and the line."""
     text = _decode(data, where, error, limits)
-    loader = _SafeLoader(text, limits)
+    loader: _SafeLoader | None = None
     try:
+        loader = _SafeLoader(text, limits)  # its reader refuses control characters here
         value = loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -576,7 +577,8 @@ def parse_yaml(
     except RecursionError:
         raise _deep(where, error, limits) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     _raise_problem(value_problem(value, limits), value, where, error, locate)
     return value
 
