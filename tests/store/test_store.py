@@ -44,7 +44,7 @@ def exercise(store: Store) -> None:
     assert run.finished_at is not None and run.finished_at >= run.created_at
     full = store.get_run(run_id[:10], with_results=True)
     assert [r.case_id for r in full.results or []] == ["c0", "c1", "c2"]
-    assert full.schema_version == 1
+    assert full.schema_version == 2  # schema 2: typed summary, params, model, hardware
     assert [r.id for r in store.list_runs()][0] == run_id
     with pytest.raises(StoreError, match="cannot store a result"):
         store.add_result(run_id, result(0))  # same case twice

@@ -86,9 +86,9 @@ def config_key(run: Run) -> tuple[Any, ...]:
     model = run.model
     return (
         run.model_name,
-        model.get("quantization"),
-        bool(model.get("flash_attn")),
-        run.params.get("temperature"),
+        model.quantization,
+        bool(model.flash_attn),
+        run.params.temperature,
     )
 
 
@@ -130,7 +130,7 @@ def profiles(runs: Iterable[Run]) -> list[Profile]:
         for run in group:  # oldest first, so newer values overwrite
             caps.update(capability_scores(run))
             peak = run.peak_rss_mb if run.peak_rss_mb is not None else peak
-            decode = run.summary.get("decode_tps") or decode
+            decode = run.summary.decode_tps or decode
         newest = group[-1]
         out.append(
             categorize(
@@ -142,7 +142,7 @@ def profiles(runs: Iterable[Run]) -> list[Profile]:
                     capabilities=caps,
                     peak_rss_mb=peak,
                     decode_tps=decode,
-                    parameters=newest.model.get("parameters"),
+                    parameters=newest.model.parameters,
                     runs=[r.id for r in group],
                 )
             )
@@ -151,7 +151,5 @@ def profiles(runs: Iterable[Run]) -> list[Profile]:
 
 
 def capability_scores(run: Run) -> dict[str, float]:
-    caps = run.summary.get("capabilities") or {}
-    return {
-        name: float(info["score"]) for name, info in caps.items() if info.get("score") is not None
-    }
+    caps = run.summary.capabilities
+    return {name: float(info.score) for name, info in caps.items() if info.score is not None}

@@ -30,7 +30,18 @@ from hainet.errors import (
     ModelNotFound,
     SuiteError,
 )
-from hainet.store import CaseResult, Reuse, Run, RunStatus, Store
+from hainet.store import (
+    CaseResult,
+    GroupScore,
+    Hardware,
+    Reuse,
+    Run,
+    RunParams,
+    RunStatus,
+    RunSummary,
+    Store,
+    StoredModel,
+)
 from hainet.suites import (
     Case,
     Scorers,
@@ -92,47 +103,47 @@ def _mean(values: list[float]) -> float | None:
     return statistics.fmean(values) if values else None
 
 
-def _group_scores(results: Sequence[CaseResult], key: str) -> dict[str, Any]:
-    groups: dict[str, Any] = {}
+def _group_scores(results: Sequence[CaseResult], key: str) -> dict[str, GroupScore]:
+    groups: dict[str, GroupScore] = {}
     for name in dict.fromkeys(getattr(r, key) or r.suite for r in results):
         rs = [r for r in results if (getattr(r, key) or r.suite) == name]
         scored = [r.score for r in rs if r.score is not None]
-        groups[name] = {
-            "score": _mean(scored),
-            "cases": len(rs),
-            "scored": len(scored),
-            "errors": sum(1 for r in rs if r.error),
-        }
+        groups[name] = GroupScore(
+            score=_mean(scored),
+            cases=len(rs),
+            scored=len(scored),
+            errors=sum(1 for r in rs if r.error),
+        )
     return groups
 
 
-def summarize(results: Sequence[CaseResult]) -> dict[str, Any]:
+def summarize(results: Sequence[CaseResult]) -> RunSummary:
     """Mean score per suite and per capability (errors excluded, counted), and speed."""
     ok = [r for r in results if r.error is None]
-    return {
-        "suites": _group_scores(results, "suite"),
-        "capabilities": _group_scores(results, "capability"),
-        "ttft_s": _mean([r.ttft_s for r in ok if r.ttft_s is not None]),
-        "prefill_tps": _mean([r.prefill_tps for r in ok if r.prefill_tps is not None]),
-        "decode_tps": _mean([r.decode_tps for r in ok if r.decode_tps is not None]),
-        "prompt_tokens": sum(r.prompt_tokens for r in results),
-        "completion_tokens": sum(r.completion_tokens for r in results),
-    }
+    return RunSummary(
+        suites=_group_scores(results, "suite"),
+        capabilities=_group_scores(results, "capability"),
+        ttft_s=_mean([r.ttft_s for r in ok if r.ttft_s is not None]),
+        prefill_tps=_mean([r.prefill_tps for r in ok if r.prefill_tps is not None]),
+        decode_tps=_mean([r.decode_tps for r in ok if r.decode_tps is not None]),
+        prompt_tokens=sum(r.prompt_tokens for r in results),
+        completion_tokens=sum(r.completion_tokens for r in results),
+    )
 
 
-def _with_profile(summary: dict[str, Any], spec: ModelSpec, peak_mb: float) -> dict[str, Any]:
+def _with_profile(summary: RunSummary, spec: ModelSpec, peak_mb: float) -> RunSummary:
     """Add the categories and tier this run alone supports."""
-    caps = {k: v["score"] for k, v in summary["capabilities"].items() if v["score"] is not None}
+    caps = {k: v.score for k, v in summary.capabilities.items() if v.score is not None}
     profile = categorize(
         Profile(
             model=spec.name,
             capabilities=caps,
             peak_rss_mb=peak_mb if spec.backend != "openai" else None,
-            decode_tps=summary.get("decode_tps"),
+            decode_tps=summary.decode_tps,
             parameters=spec.parameters,
         )
     )
-    return {**summary, "categories": profile.categories, "tier": profile.tier}
+    return summary.model_copy(update={"categories": profile.categories, "tier": profile.tier})
 
 
 def _shown(request_prompt: str | None, messages: Any) -> str:
@@ -197,7 +208,7 @@ def _reuse(
     if sweep_id is None or cell is None:
         return None
     old = store.resumable_run(sweep_id, cell)
-    if old is None or _without_threads(old.model) != _without_threads(model):
+    if old is None or _without_threads(old.model.model_dump()) != _without_threads(model):
         return None
     cases = []
     for suite, case in work:
@@ -280,17 +291,17 @@ async def run_loaded(
     run = store.create_run(
         model_name=spec.name,
         backend=spec.backend,
-        model=model,
-        params={
-            "temperature": options.temperature,
-            "seed": options.seed,
-            "max_concurrent": options.max_concurrent,
-            "judge": options.judge,
-            "samples": options.samples,
-        },
+        model=StoredModel.model_validate(model),
+        params=RunParams(
+            temperature=options.temperature,
+            seed=options.seed,
+            max_concurrent=options.max_concurrent,
+            judge=options.judge,
+            samples=options.samples,
+        ),
         suites=[s.name for s in suites],
         quick=options.quick,
-        hardware=hardware_fingerprint(),
+        hardware=Hardware.model_validate(hardware_fingerprint()),
         versions=library_versions(),
         sweep_id=sweep_id,
         cell=cell,
@@ -410,11 +421,11 @@ def store_failed(
     run = store.create_run(
         model_name=spec.name,
         backend=spec.backend,
-        model=spec.model_dump(mode="json", exclude={"api_key"}),
-        params={"temperature": options.temperature, "seed": options.seed},
+        model=StoredModel.of(spec),
+        params=RunParams(temperature=options.temperature, seed=options.seed),
         suites=[s.name for s in suites],
         quick=options.quick,
-        hardware=hardware_fingerprint(),
+        hardware=Hardware.model_validate(hardware_fingerprint()),
         versions=library_versions(),
         sweep_id=sweep_id,
         cell=cell,

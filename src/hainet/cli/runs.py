@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from hainet.cli._common import JsonOption, console, fmt, open_store, print_json, settings
-from hainet.store import Run
+from hainet.store import GroupScore, Run
 
 app = typer.Typer(help="Stored runs.", no_args_is_help=True)
 
@@ -31,8 +31,8 @@ def runs_table(runs: list[Run], title: str | None = None) -> Table:
         left = col in ("run", "when", "status", "model", "suite")
         table.add_column(col, justify="left" if left else "right", no_wrap=left)
     for run in runs:
-        s = run.summary or {}
-        suites = s.get("suites") or {"-": {}}
+        s = run.summary
+        suites: dict[str, GroupScore | None] = dict(s.suites) or {"-": None}
         for name, info in suites.items():
             table.add_row(
                 run.id[:8],
@@ -40,12 +40,12 @@ def runs_table(runs: list[Run], title: str | None = None) -> Table:
                 run.status,
                 run.model_name,
                 name,
-                fmt(info.get("score"), ".3f"),
-                str(info.get("cases", "-")),
-                str(info.get("errors", "-")),
-                fmt(s.get("ttft_s"), ".3f"),
-                fmt(s.get("prefill_tps"), ".1f"),
-                fmt(s.get("decode_tps"), ".1f"),
+                fmt(info.score if info else None, ".3f"),
+                str(info.cases) if info else "-",
+                str(info.errors) if info else "-",
+                fmt(s.ttft_s, ".3f"),
+                fmt(s.prefill_tps, ".1f"),
+                fmt(s.decode_tps, ".1f"),
                 fmt(run.load_s, ".2f"),
                 fmt(run.peak_rss_mb, ".0f"),
             )
@@ -53,16 +53,15 @@ def runs_table(runs: list[Run], title: str | None = None) -> Table:
 
 
 def print_profile(run: Run) -> None:
-    caps = (run.summary or {}).get("capabilities") or {}
+    caps = run.summary.capabilities
     if caps:
         console.print(
-            "capabilities: "
-            + ", ".join(f"{k} {fmt(v.get('score'), '.2f')}" for k, v in caps.items())
+            "capabilities: " + ", ".join(f"{k} {fmt(v.score, '.2f')}" for k, v in caps.items())
         )
-    if "categories" in (run.summary or {}):
+    if run.summary.categories is not None:  # profiled: the run completed
         console.print(
-            f"tier: {run.summary.get('tier') or 'unknown'}; categories: "
-            f"{', '.join(run.summary['categories']) or 'none'}"
+            f"tier: {run.summary.tier or 'unknown'}; categories: "
+            f"{', '.join(run.summary.categories) or 'none'}"
         )
 
 
@@ -116,7 +115,7 @@ def show(
         )
     console.print(table)
     console.print(
-        f"hardware: {run.hardware.get('cpu')}, {run.hardware.get('cores_logical')} cores, "
-        f"{run.hardware.get('ram_mb')} MiB RAM; versions: "
+        f"hardware: {run.hardware.cpu}, {run.hardware.cores_logical} cores, "
+        f"{run.hardware.ram_mb} MiB RAM; versions: "
         + ", ".join(f"{k} {v}" for k, v in run.versions.items())
     )

@@ -77,7 +77,7 @@ def candidates_from_runs(runs: Iterable[Run]) -> list[Candidate]:
     runs = list(runs)
     ttft: dict[tuple[Any, ...], float] = {}
     for run in sorted(runs, key=lambda r: r.created_at):
-        value = run.summary.get("ttft_s")
+        value = run.summary.ttft_s
         if run.status in USABLE_STATUSES and value is not None:
             ttft[config_key(run)] = float(value)
     out = []

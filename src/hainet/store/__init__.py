@@ -18,6 +18,14 @@ from hainet.store.models import (
     Sweep,
     SweepStatus,
 )
+from hainet.store.records import (
+    GroupScore,
+    Hardware,
+    RunParams,
+    RunSummary,
+    StoredModel,
+    StoredPlan,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -26,13 +34,19 @@ __all__ = [
     "AgentStore",
     "CaseResult",
     "CompatRecord",
+    "GroupScore",
+    "Hardware",
     "RatingRecord",
     "ReportRecord",
     "Reuse",
     "Run",
+    "RunParams",
     "RunStatus",
+    "RunSummary",
     "ScoreRecord",
     "Store",
+    "StoredModel",
+    "StoredPlan",
     "Sweep",
     "SweepStatus",
 ]

@@ -34,7 +34,8 @@ from hainet.store.agent_models import (
     ScoreRecord,
     agent_content_hash,
 )
-from hainet.store.db import Store, _utc
+from hainet.store.base import utc as _utc
+from hainet.store.db import Store
 
 __all__ = [
     "AGENT_SCHEMA_VERSION",

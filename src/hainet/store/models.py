@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hainet.store.records import Hardware, RunParams, RunSummary, StoredModel, StoredPlan
+
 __all__ = [
     "SCHEMA_VERSION",
     "USABLE_STATUSES",
@@ -17,7 +19,10 @@ __all__ = [
     "SweepStatus",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: a run's ``summary``, ``params``, ``model`` and ``hardware`` and a sweep's ``plan``
+are typed records (``records.py``) instead of dicts.  Their stored JSON is the same, so
+schema-1 rows load as they are (and keep ``schema_version`` 1)."""
 
 RunStatus = Literal["running", "completed", "failed", "interrupted", "abandoned"]
 SweepStatus = Literal["running", "completed", "incomplete", "interrupted", "abandoned"]
@@ -71,8 +76,8 @@ class Run(BaseModel):
     )
     model_name: str = Field(description="Catalog name of the model.")
     backend: str = Field(description="Backend the model ran on.")
-    model: dict[str, Any] = Field(description="The full ModelSpec the run loaded.")
-    params: dict[str, Any] = Field(description="Generation parameters (temperature, seed...).")
+    model: StoredModel = Field(description="The full ModelSpec the run loaded, but its API key.")
+    params: RunParams = Field(description="Generation parameters (temperature, seed...).")
     suites: list[str] = Field(description="Suites run, in order.")
     quick: bool = Field(default=False, description="Whether only the quick subset ran.")
     load_s: float | None = Field(default=None, description="Seconds to load the model.")
@@ -82,10 +87,12 @@ class Run(BaseModel):
     model_rss_mb: float | None = Field(
         default=None, description="Peak RSS minus RSS before loading: the model's share, MiB."
     )
-    hardware: dict[str, Any] = Field(default_factory=dict, description="CPU, cores, RAM, GPU.")
+    hardware: Hardware = Field(default_factory=Hardware, description="CPU, cores, RAM, GPU.")
     versions: dict[str, str] = Field(default_factory=dict, description="Library versions.")
-    summary: dict[str, Any] = Field(
-        default_factory=dict, description="Aggregates: mean score per suite, mean speeds."
+    summary: RunSummary = Field(
+        default_factory=RunSummary,
+        description="Aggregates: mean score per suite and capability, mean speeds, profile; "
+        "empty until the run ends.",
     )
     error: str | None = Field(default=None, description="Why the run failed, if it did.")
     sweep_id: str | None = Field(default=None, description="The sweep this run is a cell of.")
@@ -124,7 +131,7 @@ class Sweep(BaseModel):
         "failed); interrupted (stopped before the end; resumable with --resume); "
         "abandoned (its process died; resumable with --resume)."
     )
-    plan: dict[str, Any] = Field(
+    plan: StoredPlan = Field(
         description="Models, quantizations, flash attention, "
         "temperatures, suites and options that define the cells."
     )
