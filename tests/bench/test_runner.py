@@ -1,6 +1,7 @@
 import asyncio
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -20,6 +21,7 @@ class Arithmetic(MockBackend):
 
     fail_on: ClassVar[str | None] = None
     interrupt_on: ClassVar[str | None] = None
+    interrupted: ClassVar[bool] = False
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec, responder=self.answer)
@@ -30,6 +32,7 @@ class Arithmetic(MockBackend):
             raise BackendError("the model fell over")
         if self.interrupt_on and self.interrupt_on in question:
             os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: asyncio cancels the main task
+            Arithmetic.interrupted = True
         if "2 + 3" in question:
             return " 5"
         return " 12"
@@ -39,6 +42,7 @@ class Arithmetic(MockBackend):
 def setup(hainet_home: Path) -> tuple[Catalog, Store]:
     register_backend("arith-test", Arithmetic)
     Arithmetic.fail_on = Arithmetic.interrupt_on = None
+    Arithmetic.interrupted = False
     add_model_to_config(hainet_home, "fake", {"backend": "arith-test"})
     cfg = load_settings()
     return Catalog(cfg), Store(cfg.db_url)
@@ -80,11 +84,29 @@ def test_a_failing_case_is_recorded_not_scored(setup: tuple[Catalog, Store]) -> 
     assert run.summary["suites"]["reasoning"]["scored"] == 4
 
 
+@pytest.fixture
+def ctrl_c_raises() -> Iterator[None]:
+    """SIGINT as at a terminal: Python's handler, which asyncio.run replaces with its
+    own (cancel the main task, then raise KeyboardInterrupt).  A test run started in
+    the background (``make test &`` from a script) inherits SIGINT *ignored*; the
+    test's own Ctrl-C then did nothing ("DID NOT RAISE KeyboardInterrupt")."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.usefixtures("ctrl_c_raises")
 def test_an_interrupted_run_keeps_finished_cases(setup: tuple[Catalog, Store]) -> None:
     catalog, store = setup
+    # The responder runs on the event loop's thread: the kernel delivers the signal to
+    # that thread as kill() returns and Python runs the handler before the responder
+    # returns, so the run is cancelled while this case is in flight, every time.
     Arithmetic.interrupt_on = "Tom is a cat"  # the last quick case
     with pytest.raises(KeyboardInterrupt):
         asyncio.run(run_bench(catalog, ["fake"], store, BenchOptions(quick=True)))
+    assert Arithmetic.interrupted
     [run] = store.list_runs()
     assert run.status == "interrupted" and run.finished_at is not None
     results = store.results(run.id)

@@ -150,38 +150,80 @@ def test_unreachable_server(capsys: pytest.CaptureFixture[str]) -> None:
     assert run["status"] == "failed" and "cannot reach" in run["error"]
 
 
+# A case that cannot finish before the test signals: no stop, 1,900 tokens of counting
+# (about 50 s on a quiet machine, minutes under load).
+SLOW_SUITE = {
+    "name": "slow",
+    "version": "1",
+    "capability": "reasoning",
+    "scorer": "exact",
+    "max_tokens": 1900,
+    "prompt_template": "{input}",
+    "quick": ["count"],
+    "cases": [{"id": "count", "input": "Count to one thousand: 1, 2, 3,", "target": "x"}],
+}
+
+
+def _stored(db: Path) -> int:
+    try:
+        with sqlite3.connect(db) as con:
+            return int(con.execute("SELECT count(*) FROM results").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def _terminal_sigint() -> None:
+    # As at a terminal, where Ctrl-C is never ignored: a test run started in the
+    # background (`make test &` from a script) hands its children SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.model
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
 def test_ctrl_c_marks_the_run_interrupted_and_keeps_finished_cases(
     hainet_home: Path, sig: signal.Signals
 ) -> None:
-    # The full suite on the real model, interrupted once the first cases are stored.
+    # The five quick reasoning cases on the real model, then a case that would run for
+    # minutes: the test signals once the five are stored, so the slow case is on the
+    # model thread (or about to be), and the process must still exit promptly.
+    (hainet_home / "suites").mkdir()
+    (hainet_home / "suites" / "slow.json").write_text(json.dumps(SLOW_SUITE))
     env = {**os.environ, "HAINET_HOME": str(hainet_home)}
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from hainet.cli import main; main()", "bench"],
+        [sys.executable, "-c", "from hainet.cli import main; main()"]
+        + ["bench", "--quick", "-s", "reasoning", "slow"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_terminal_sigint,
     )
     db = hainet_home / "hainet.db"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        time.sleep(0.2)
-        try:
-            with sqlite3.connect(db) as con:
-                if con.execute("SELECT count(*) FROM results").fetchone()[0] >= 2:
-                    break
-        except sqlite3.Error:
-            continue
+    deadline = time.monotonic() + 300  # generous: only a loaded machine gets near it
+    while _stored(db) < 5 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert proc.poll() is None and _stored(db) == 5, proc.stderr.read() if proc.stderr else ""
     proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
+    signalled = time.monotonic()
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"bench had not exited 30 s after {sig.name}: {err[-2000:]}")
+    exited_after = time.monotonic() - signalled
     assert proc.returncode == 130, err
     assert "interrupted" in err
     with sqlite3.connect(db) as con:
-        status, n_cases = con.execute(
-            "SELECT status, json_extract(summary, '$.suites.reasoning.cases') FROM runs"
+        status, n_cases, slow = con.execute(
+            "SELECT status, json_extract(summary, '$.suites.reasoning.cases'),"
+            " json_extract(summary, '$.suites.slow') FROM runs"
         ).fetchone()
         stored = con.execute("SELECT count(*) FROM results").fetchone()[0]
+        whole = con.execute(
+            "SELECT count(*) FROM results WHERE score IS NOT NULL AND output IS NOT NULL"
+        ).fetchone()[0]
     assert status == "interrupted"
     assert 2 <= stored < 15 and n_cases == stored
+    assert stored == whole == 5 and slow is None, (stored, whole, slow)
+    assert exited_after < 30

@@ -44,15 +44,28 @@ def _flags(values: list[str] | None) -> tuple[bool | None, ...]:
 
 
 async def _until_stopped(work: Awaitable[SweepOutcome]) -> SweepOutcome:
-    """Run ``work``; SIGTERM (``kill``) stops it like Ctrl-C does, so the running
-    cell is marked interrupted and ``--resume`` can finish the sweep."""
-    task = asyncio.ensure_future(work)
+    """Run ``work``; Ctrl-C (SIGINT) and ``kill`` (SIGTERM) cancel it, so the running
+    cell is marked interrupted and ``--resume`` can finish the sweep.
+
+    Both go through ``loop.add_signal_handler``, installed before ``work`` first runs
+    (``ensure_future`` only schedules it): the signal is written to the loop's wakeup
+    fd and handled as a loop callback, whatever thread the kernel delivered it to and
+    whatever the loop was waiting on.  The cancel reaches the case in flight, and the
+    llama.cpp backend aborts the computation under it, so the process exits in well
+    under a second instead of after the current answer.  A signal ignored when the
+    process started (``hainet bench &`` from a script, ``nohup``) stays ignored, as
+    the shell intended; Python itself leaves such a SIGINT ignored.
+    """
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    task = asyncio.ensure_future(work)
+    stops = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) != signal.SIG_IGN]
+    for sig in stops:
+        loop.add_signal_handler(sig, task.cancel)
     try:
         return await task
     finally:
-        loop.remove_signal_handler(signal.SIGTERM)
+        for sig in stops:
+            loop.remove_signal_handler(sig)
 
 
 def bench(
