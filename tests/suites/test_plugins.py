@@ -94,3 +94,19 @@ def test_malformed_scorer_options_are_refused_at_load(tmp_path: Path) -> None:
     path.write_text(json.dumps(bad))
     with pytest.raises(SuiteError, match=r"ifx\.json: .*'typo'.*no_such:check"):
         load_suite(str(path))
+
+
+def test_a_plugin_naming_an_oversized_file_is_refused_before_it_is_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from hainet.inputs import SUITE_LIMITS
+
+    big = tmp_path / "big.json"
+    with big.open("wb") as fh:  # sparse: nothing of it is ever read
+        fh.truncate(SUITE_LIMITS.max_bytes + 1)
+    module = type(sys)("big_suite_plugin")
+    module.suite = str(big)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "big_suite_plugin", module)
+    _with_plugins(monkeypatch, EntryPoint("big", "big_suite_plugin:suite", "hainet.suites"))
+    with pytest.raises(SuiteError, match=r"suite plugin 'big'.*big\.json: 16,777,217 bytes, over"):
+        load_suite("big")

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import ValidationError as PydanticValidationError
 
 from hainet.errors import SuiteError
-from hainet.inputs import SUITE_LIMITS, check_value, format_path, load_file, parse_json
+from hainet.inputs import SUITE_LIMITS, check_value, format_path, load_file
 from hainet.registry import Registry
 from hainet.suites.base import Suite
 
@@ -109,11 +109,6 @@ def _from_file(path: Path | Any, where: str) -> Suite:
     return parse_suite(data, where)
 
 
-def _from_json_text(text: str, where: str) -> Suite:
-    data = parse_json(text, where=where, error=SuiteError, limits=SUITE_LIMITS, locate=_locate)
-    return parse_suite(data, where)
-
-
 def _from_entry_point(name: str) -> Suite | None:
     """A suite registered in process or by a plugin's entry point, else None."""
     if name not in SUITES:
@@ -128,7 +123,7 @@ def _from_entry_point(name: str) -> Suite | None:
         raise SuiteError(f"{where} failed to load: {exc}") from None
     if isinstance(obj, (str, Path)):
         path = Path(obj)
-        return _from_json_text(path.read_text(encoding="utf-8"), f"{where}: {path}")
+        return _from_file(path, f"{where}: {path}")
     return parse_suite(obj, where)
 
 
