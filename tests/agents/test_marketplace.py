@@ -84,7 +84,7 @@ def test_publish_passes_the_gate_stores_results_score_and_vector(market: Marketp
         ("gate", "mock", 1.0),
         ("versatility", "other", 0.8),
     ]
-    assert len(stored[0].report["outcomes"]) == 10  # 5 cases x 2 seeds
+    assert len(stored[0].report.outcomes) == 10  # 5 cases x 2 seeds
     score = market.score(spec.id)
     assert score is not None and score.total == result.score.total > 0
     assert score.components["versatility"]["other_models_rate"] == 0.8
@@ -315,7 +315,7 @@ def test_real_model_gate_publishes_a_good_agent_and_refuses_a_bad_one(
     assert published.reports[0].model == "gemma-3-270m"
     gate = market.agents.reports(good.id, purpose="gate")
     assert len(gate) == 1 and gate[0].success_rate == published.success_rate
-    assert len(gate[0].report["outcomes"]) == 3
+    assert len(gate[0].report.outcomes) == 3
     assert published.score.components["performance"]["mean_latency_s"] > 0
     assert isinstance(refused, PublishRefused) and refused.rate <= 0.8
     assert f"success rate {refused.rate:.3f}" in str(refused)

@@ -266,7 +266,7 @@ def test_report_counts_gate_and_holdout_separately(agent_sandbox: Sandbox) -> No
     assert report.total == 4 and report.passed == 2 and report.success_rate == 0.5
     assert report.holdout_rate == 1.0
     assert report.by_case()["mul"] == [0.0, 0.0]
-    again = type(report).from_dict(report.to_dict())
+    again = type(report).model_validate(report.model_dump())
     assert again.success_rate == report.success_rate and again.outcomes == report.outcomes
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -60,23 +61,31 @@ def test_trend_detects_plateau_degradation_and_improvement() -> None:
 
 
 def test_self_evaluation_consistency_calibration_and_efficiency() -> None:
+    def outcome(test_id: str, score: float, output: str, **kw: Any) -> CaseOutcome:
+        # A pydantic model since TestReport became one: keyword arguments only.
+        return CaseOutcome(test_id=test_id, score=score, explanation="", output=output, **kw)
+
     out = [
-        CaseOutcome("a", 1.0, "", '{"answer": 1, "confidence": 0.9}', wall_s=0.5,
-                    prompt_tokens=10, completion_tokens=5, peak_rss_mb=300.0, seed=0),
-        CaseOutcome("a", 1.0, "", '{"answer": 1, "confidence": 0.9}', wall_s=0.7,
-                    prompt_tokens=10, completion_tokens=5, peak_rss_mb=320.0, seed=1),
-        CaseOutcome("b", 0.0, "", '{"answer": 2, "confidence": 0.8}', wall_s=0.3,
-                    prompt_tokens=10, completion_tokens=5, peak_rss_mb=310.0, seed=0),
-        CaseOutcome("b", 1.0, "", '{"answer": 3, "confidence": 0.8}', wall_s=0.3,
-                    prompt_tokens=10, completion_tokens=5, peak_rss_mb=310.0, seed=1),
+        outcome("a", 1.0, '{"answer": 1, "confidence": 0.9}', wall_s=0.5,
+                prompt_tokens=10, completion_tokens=5, peak_rss_mb=300.0, seed=0),
+        outcome("a", 1.0, '{"answer": 1, "confidence": 0.9}', wall_s=0.7,
+                prompt_tokens=10, completion_tokens=5, peak_rss_mb=320.0, seed=1),
+        outcome("b", 0.0, '{"answer": 2, "confidence": 0.8}', wall_s=0.3,
+                prompt_tokens=10, completion_tokens=5, peak_rss_mb=310.0, seed=0),
+        outcome("b", 1.0, '{"answer": 3, "confidence": 0.8}', wall_s=0.3,
+                prompt_tokens=10, completion_tokens=5, peak_rss_mb=310.0, seed=1),
     ]  # fmt: skip
-    se = self_evaluate(TestReport("x", "m", tuple(out), 1.0, seeds=(0, 1)))
+    se = self_evaluate(
+        TestReport(agent_id="x", model="m", outcomes=tuple(out), wall_s=1.0, seeds=(0, 1))
+    )
     assert se["consistency"] == {"measured": True, "agreement": 0.75, "cases": 2}
     assert se["calibration"]["measured"] is True
     assert se["calibration"]["brier"] == pytest.approx(((0.1**2) * 2 + 0.8**2 + 0.2**2) / 4)
     assert se["tokens_per_case"] == 15 and se["peak_rss_mb"] == 320.0
     assert se["latency_s_mean"] == pytest.approx(0.45)
-    plain = self_evaluate(TestReport("x", "m", (CaseOutcome("a", 1.0, "", "yes"),), 1.0))
+    plain = self_evaluate(
+        TestReport(agent_id="x", model="m", outcomes=(outcome("a", 1.0, "yes"),), wall_s=1.0)
+    )
     assert plain["consistency"]["measured"] is False
     assert plain["calibration"] == {"measured": False, "why": "the agent reports no confidence"}
 

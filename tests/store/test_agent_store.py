@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from hainet.agents.spec import AgentSpec, content_hash, parse_spec
 from hainet.errors import StoreError
 from hainet.store import AgentStore, Store
+from hainet.store.agent_models import TestReport
 from hainet.store.agents import agent_content_hash
 from hainet.store.migrations import MIGRATIONS, applied, migrate
 from tests.agents.conftest import arithmetic_data
@@ -101,7 +102,9 @@ def test_a_row_altered_behind_the_stores_back_is_reported(agents: AgentStore) ->
 def test_reports_scores_and_index_state(agents: AgentStore) -> None:
     s = spec()
     agents.add(dumped(s))
-    r = agents.add_report(s.id, model="m", report={"x": 1}, success_rate=0.5, purpose="gate")
+    # A report is a TestReport now (it was any dict): the smallest one.
+    report = TestReport(agent_id=s.id, model="m", outcomes=(), wall_s=0.0)
+    r = agents.add_report(s.id, model="m", report=report, success_rate=0.5, purpose="gate")
     assert [x.id for x in agents.reports(s.id, purpose="gate")] == [r.id]
     assert agents.reports(s.id, purpose="test") == []
     before = agents.index_state()

@@ -182,7 +182,7 @@ class Marketplace:
         self.agents.add_report(
             spec.id,
             model=report.model,
-            report=report.to_dict(),
+            report=report,
             success_rate=report.success_rate,
             purpose=purpose,
         )
@@ -240,9 +240,7 @@ class Marketplace:
                 )
 
     def reports(self, agent_id: str, *, purpose: str | None = None) -> list[TestReport]:
-        return [
-            TestReport.from_dict(r.report) for r in self.agents.reports(agent_id, purpose=purpose)
-        ]
+        return [r.report for r in self.agents.reports(agent_id, purpose=purpose)]
 
     def rescore(
         self, agent_id: str, *, reports: Sequence[TestReport] | None = None
@@ -252,7 +250,7 @@ class Marketplace:
             stored = self.agents.reports(agent_id)
             gate = [r for r in stored if r.purpose == "gate"]
             primary = gate[-1].model if gate else None
-            reports = [TestReport.from_dict(r.report) for r in stored if r.purpose != "compat"]
+            reports = [r.report for r in stored if r.purpose != "compat"]
         else:
             primary = reports[0].model if reports else None
         breakdown = score_reports(reports, primary_model=primary, weights=self.weights)
@@ -335,7 +333,7 @@ class Marketplace:
                 self.agents.add_report(
                     spec.id,
                     model=name,
-                    report=rep.to_dict(),
+                    report=rep,
                     success_rate=rep.success_rate,
                     purpose="compat",
                 )

@@ -18,142 +18,27 @@ with unscored gate cases, and the evolver refuses to compare on one.
 ``success_rate`` is over the scored gate cases only; held-out cases (``holdout: true``) are
 reported separately as ``holdout_rate`` and feed the versatility score.  With several
 ``seeds`` every case runs once per seed (stability).
+
+:class:`TestReport` and :class:`CaseOutcome` are pydantic models defined with the
+store's records (``hainet.store.agent_models``), so that a stored report loads as one:
+``TestReport.model_validate(report.model_dump())`` round-trips.
 """
 
 from __future__ import annotations
 
 import asyncio
-import statistics
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from hainet.agents.spec import AgentSpec, TestCase, canonical_json
 from hainet.agents.workflow import AgentRun, AgentRunner
 from hainet.errors import SuiteError, ValidationError
+from hainet.store.agent_models import CaseOutcome, TestReport
 from hainet.suites.base import Case
 from hainet.suites.scorers import Score, Scorers, ScoringContext, ScoringUnavailable, scorer_known
 from hainet.suites.scoring import score_completions
 from hainet.types import Completion, Timing
 
 __all__ = ["CaseOutcome", "TestReport", "score_run", "test_agent"]
-
-
-@dataclass(frozen=True, slots=True)
-class CaseOutcome:
-    """One test case on one seed."""
-
-    test_id: str
-    score: float
-    explanation: str
-    output: str
-    error: str | None = None
-    error_kind: str | None = None
-    wall_s: float = 0.0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    peak_rss_mb: float | None = None
-    holdout: bool = False
-    seed: int = 0
-    scored: bool = True
-    """False when the scorer could not decide (``error`` says why): then ``score`` means
-    nothing and the outcome is neither a pass nor a fail."""
-
-
-@dataclass(frozen=True, slots=True)
-class TestReport:
-    """An agent's test set on one model."""
-
-    __test__ = False  # not a pytest class
-
-    agent_id: str
-    model: str
-    outcomes: tuple[CaseOutcome, ...]
-    wall_s: float
-    seeds: tuple[int, ...] = (0,)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def gate(self) -> list[CaseOutcome]:
-        """The scored gate (not held-out) outcomes."""
-        return [o for o in self.outcomes if not o.holdout and o.scored]
-
-    @property
-    def unscored(self) -> list[CaseOutcome]:
-        """Outcomes the scorer could not decide (neither passes nor fails)."""
-        return [o for o in self.outcomes if not o.scored]
-
-    @property
-    def success_rate(self) -> float:
-        """Mean score over the gate cases (0 when there are none)."""
-        gate = self.gate
-        return statistics.fmean(o.score for o in gate) if gate else 0.0
-
-    @property
-    def holdout_rate(self) -> float | None:
-        held = [o for o in self.outcomes if o.holdout and o.scored]
-        return statistics.fmean(o.score for o in held) if held else None
-
-    @property
-    def passed(self) -> int:
-        return sum(1 for o in self.gate if o.score >= 1.0)
-
-    @property
-    def total(self) -> int:
-        return len(self.gate)
-
-    @property
-    def mean_latency_s(self) -> float | None:
-        return statistics.fmean(o.wall_s for o in self.outcomes) if self.outcomes else None
-
-    @property
-    def tokens_per_s(self) -> float | None:
-        """Generated tokens per second of agent wall time (steps included)."""
-        wall = sum(o.wall_s for o in self.outcomes)
-        tokens = sum(o.completion_tokens for o in self.outcomes)
-        return tokens / wall if wall > 0 and tokens else None
-
-    @property
-    def peak_rss_mb(self) -> float | None:
-        peaks = [o.peak_rss_mb for o in self.outcomes if o.peak_rss_mb is not None]
-        return max(peaks) if peaks else None
-
-    def failures(self) -> list[CaseOutcome]:
-        return [o for o in self.outcomes if o.scored and o.score < 1.0]
-
-    def by_case(self) -> dict[str, list[float]]:
-        """Scores per test id, one per seed, in seed order (scored outcomes only)."""
-        out: dict[str, list[float]] = {}
-        for o in self.outcomes:
-            if o.scored:
-                out.setdefault(o.test_id, []).append(o.score)
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["outcomes"] = [asdict(o) for o in self.outcomes]
-        data["summary"] = {
-            "success_rate": self.success_rate,
-            "holdout_rate": self.holdout_rate,
-            "passed": self.passed,
-            "total": self.total,
-            "mean_latency_s": self.mean_latency_s,
-            "tokens_per_s": self.tokens_per_s,
-            "peak_rss_mb": self.peak_rss_mb,
-            "unscored": len(self.unscored),
-        }
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TestReport:
-        return cls(
-            agent_id=data["agent_id"],
-            model=data["model"],
-            outcomes=tuple(CaseOutcome(**o) for o in data["outcomes"]),
-            wall_s=data["wall_s"],
-            seeds=tuple(data.get("seeds", (0,))),
-            extra=dict(data.get("extra", {})),
-        )
 
 
 def _case(test: TestCase) -> Case:

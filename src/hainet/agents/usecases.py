@@ -404,7 +404,7 @@ async def create_and_store(
                 market.agents.add_report(
                     result.spec.id,
                     model=report.model,
-                    report=report.to_dict(),
+                    report=report,
                     success_rate=report.success_rate,
                     purpose="create",
                 )

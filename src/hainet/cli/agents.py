@@ -208,7 +208,7 @@ def test(
 
         reports = asyncio.run(go())
     if as_json:
-        print_json([r.to_dict() for r in reports])
+        print_json([r.model_dump(mode="json") for r in reports])
         return
     console.print(f"{spec.name} {spec.version} ({spec.short_id})", highlight=False)
     console.print(_reports_table(reports))
@@ -263,7 +263,9 @@ def publish(
         print_json(
             {
                 "agent": result.record.model_dump(mode="json", exclude={"spec"}),
-                "reports": [r.to_dict()["summary"] | {"model": r.model} for r in result.reports],
+                "reports": [
+                    r.summary.model_dump(mode="json") | {"model": r.model} for r in result.reports
+                ],
                 "score": result.score.to_dict(),
             }
         )

@@ -32,6 +32,7 @@ from hainet.store.agent_models import (
     RatingRecord,
     ReportRecord,
     ScoreRecord,
+    TestReport,
     agent_content_hash,
 )
 from hainet.store.base import utc as _utc
@@ -321,7 +322,7 @@ class AgentStore:
         agent_id: str,
         *,
         model: str,
-        report: dict[str, Any],
+        report: TestReport,
         success_rate: float,
         purpose: str = "test",
     ) -> ReportRecord:
@@ -330,7 +331,7 @@ class AgentStore:
             "agent_id": agent_id,
             "model": model,
             "purpose": purpose,
-            "report": report,
+            "report": report.model_dump(),
             "success_rate": success_rate,
             "created_at": datetime.now(UTC),
         }
