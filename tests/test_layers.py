@@ -29,3 +29,17 @@ def test_the_contracts_cover_every_module_and_keep_backends_out_of_report_and_se
     assert forbidden["type"] == "forbidden"
     assert set(forbidden["source_modules"]) == {"hainet.report", "hainet.select"}
     assert forbidden["forbidden_modules"] == ["hainet.backends"]
+
+
+MAX_MODULE_LINES = 600
+
+
+def test_no_module_is_past_600_lines() -> None:
+    """STYLE.md habit 11: a module that grows past ~600 lines is split by concept."""
+    package = ROOT / "src" / "hainet"
+    sizes = {p: len(p.read_text(encoding="utf-8").splitlines()) for p in package.rglob("*.py")}
+    offenders = sorted(
+        f"{p.relative_to(package)} ({n} lines)" for p, n in sizes.items() if n > MAX_MODULE_LINES
+    )
+    listed = ", ".join(offenders)
+    assert not offenders, f"over {MAX_MODULE_LINES} lines, split by concept: {listed}"
