@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "Completion",
@@ -117,6 +117,8 @@ class ModelSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     name: str = Field(description="Name users type, e.g. 'gemma-3-270m'.")
+    # The one built-in name outside backends/: this layer cannot ask the registry,
+    # and a spec written without a backend has always meant a GGUF file.
     backend: str = Field(default="llamacpp", description="Registered backend name.")
     path: str | None = Field(default=None, description="GGUF file for in-process backends.")
     url: str | None = Field(default=None, description="Base URL of an OpenAI-compatible server.")
@@ -135,26 +137,58 @@ class ModelSpec(BaseModel):
     file_size: int | None = None
     sha256: str | None = None
 
-    @model_validator(mode="after")
-    def _where(self) -> ModelSpec:
-        if self.backend == "openai" and not (self.url and self.model):
-            raise ValueError(f"model {self.name!r}: the openai backend needs url and model")
-        return self
-
 
 class RunConfig(BaseModel):
-    """One cell of a sweep: a model configuration and how to sample it."""
+    """One cell of a sweep: a model configuration and how to sample it.
+
+    The sweep's planner resolves each cell into one ``RunConfig`` (the model's spec
+    as the catalog gives it, and the cell's own settings on top), and it is what the
+    runner receives; every other description of a cell (its key, its stored
+    parameters) is derived from it.  ``None`` means "not set by the sweep": the
+    model's own quantization and flash attention, each suite's own temperature and
+    number of samples.
+    """
 
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     model: ModelSpec
-    temperature: float = Field(default=0.0, ge=0)
+    ref: str | None = None
+    """The model as the plan names it (a catalog name or a GGUF path); the cell key
+    starts with it.  None: the spec's name."""
+    quantization: str | None = None
+    """A backend's quantization name (q4_k_m, 8bit ...) to make or load; None: as is."""
+    flash_attn: bool | None = None
+    temperature: float | None = Field(default=0.0, ge=0)
     max_tokens: int = 64
     seed: int = 0
+    """Seed of the first sample of each case; sample i uses seed + i."""
+    samples: int | None = Field(default=None, ge=1)
+    """Completions per case (pass@k); None: each suite's own."""
+
+    @staticmethod
+    def key_of(
+        ref: str, quantization: str | None, flash_attn: bool | None, temperature: float | None
+    ) -> str:
+        """``model|quantization|fa or nofa|t0.7``, ``-`` for what is not set: the
+        cell's name in the store, which ``--resume`` matches on (never change it)."""
+        fa = "-" if flash_attn is None else ("fa" if flash_attn else "nofa")
+        temp = "-" if temperature is None else f"t{temperature:g}"
+        return f"{ref}|{quantization or '-'}|{fa}|{temp}"
+
+    @property
+    def key(self) -> str:
+        return self.key_of(
+            self.ref or self.model.name, self.quantization, self.flash_attn, self.temperature
+        )
+
+    @property
+    def load_key(self) -> tuple[str, str | None, bool | None]:
+        """Configurations with the same load key share one model load."""
+        return (self.ref or self.model.name, self.quantization, self.flash_attn)
 
     def params(self, **overrides: Any) -> GenerationParams:
         base = GenerationParams(
-            temperature=self.temperature, max_tokens=self.max_tokens, seed=self.seed
+            temperature=self.temperature or 0.0, max_tokens=self.max_tokens, seed=self.seed
         )
         return base.replace(**overrides) if overrides else base
 

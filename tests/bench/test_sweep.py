@@ -260,8 +260,9 @@ progress = Progress(
 )
 plan = SweepPlan(models=("fake",), temperatures=(0.0, 0.5))
 outcome = asyncio.run(
-    run_sweep(Catalog(cfg), plan, Store(cfg.db_url), BenchOptions(quick=True), progress,
-              resume=resume == "resume", server_concurrency=1)
+    run_sweep(Catalog(cfg), plan, Store(cfg.db_url),
+              BenchOptions(quick=True, server_concurrency=1), progress,
+              resume=resume == "resume")
 )
 print(json.dumps({"sweep": outcome.sweep.status, "runs": [r.id for r in outcome.runs],
                   "progress": seen}))

@@ -16,8 +16,9 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
+from hainet.backends.base import backend_class
 from hainet.config import Settings
-from hainet.errors import ConfigError, ModelNotFound
+from hainet.errors import ConfigError, HainetError, ModelNotFound
 from hainet.types import ModelSpec
 
 __all__ = ["BUNDLED", "Catalog", "ensure_bundled_model", "sha256_file"]
@@ -80,11 +81,22 @@ class Catalog:
     @staticmethod
     def _parse(name: str, table: dict[str, Any]) -> ModelSpec:
         try:
-            return ModelSpec(name=name, **{k: v for k, v in table.items() if k != "name"})
+            spec = ModelSpec(name=name, **{k: v for k, v in table.items() if k != "name"})
         except PydanticValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             raise ConfigError(f"model {name!r} in config.toml: {where}: {first['msg']}") from None
+        try:
+            check = backend_class(spec.backend).check_spec
+        except HainetError:
+            # A backend that is not installed is an error when the model is used,
+            # not for every command that reads the catalog.
+            return spec
+        try:
+            check(spec)
+        except ConfigError as exc:
+            raise ConfigError(f"model {name!r} in config.toml: {exc.message}") from None
+        return spec
 
     def names(self) -> list[str]:
         return [BUNDLED.name, *self._user]

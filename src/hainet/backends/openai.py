@@ -19,7 +19,7 @@ import time
 from typing import Any, ClassVar
 
 from hainet.backends.base import Backend, missing_dependency
-from hainet.errors import BackendError, BackendUnavailable, ModelNotFound
+from hainet.errors import BackendError, BackendUnavailable, ConfigError, ModelNotFound
 from hainet.types import Completion, ModelSpec, Request, Timing
 
 __all__ = ["OpenAIBackend"]
@@ -30,6 +30,14 @@ class OpenAIBackend(Backend):
     supports_chat = True
     supports_json_schema = True
     reports_timings = True
+    remote = True
+    libraries = ("openai",)
+    default_for = ("url",)
+
+    @classmethod
+    def check_spec(cls, spec: ModelSpec) -> None:
+        if not (spec.url and spec.model):
+            raise ConfigError(f"model {spec.name!r}: the openai backend needs url and model")
 
     def __init__(self, spec: ModelSpec, *, max_retries: int = 3, timeout: float = 600.0) -> None:
         super().__init__(spec)

@@ -84,6 +84,7 @@ __all__ = [
     "TensorInfo",
     "default_cache_dir",
     "f16_base",
+    "f16_base_cached",
     "gguf_info",
     "normalize_quantization",
     "quantization_names",
@@ -273,6 +274,16 @@ def f16_base(
     with _locked(directory):
         _ensure_base(Path(source), target, progress)
     return target
+
+
+def f16_base_cached(source: Path, cache_dir: Path) -> bool:
+    """Whether this source's own F16 base is cached (not just any model's), without
+    making it: the memory estimate of a quantization depends on it."""
+    try:
+        digest = source_sha256(source, cache_dir)
+    except OSError:
+        return False
+    return (cache_dir / digest[:16] / "f16.gguf").exists()
 
 
 def _ensure_base(source: Path, target: Path, progress: Progress | None) -> None:

@@ -269,6 +269,14 @@ class TransformersBackend(Backend):
     supports_json_schema = False
     reports_timings = True
     in_process = True
+    libraries = ("transformers", "torch")
+
+    @classmethod
+    def weight_bytes(cls, spec: ModelSpec, quantization: str | None, home: Path) -> float:
+        """fp32 weights whatever the file holds: the first load (GGUF conversion)
+        peaked at 12 bytes per parameter."""
+        size = float(spec.file_size or 0)
+        return max(size, spec.parameters * 12.0) if spec.parameters else size
 
     def __init__(self, spec: ModelSpec, *, cache_dir: Path | None = None) -> None:
         super().__init__(spec)

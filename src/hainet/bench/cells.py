@@ -1,30 +1,41 @@
-"""Cells of a sweep and running one model configuration's cells on one load."""
+"""A sweep's plan, its cells resolved into run configurations, and running one
+model configuration's cells on one load.
+
+A :class:`SweepPlan` is axes of names (models x quantizations x flash attention x
+temperatures); its :class:`Cell` s are the points, before any model is resolved.
+:meth:`SweepPlan.configs` resolves each cell once into a
+:class:`~hainet.types.RunConfig` (the model's spec and the cell's settings, the seed
+and samples of the :class:`~hainet.bench.context.ResultOptions`); from there on the
+configuration is the only description of the cell: its key in the store, the spec it
+loads (``Backend.prepare``), what the runner samples with.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, replace
-from pathlib import Path
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from hainet.backends import Backend, open_backend
+from hainet.backends import Backend, backend_class, open_backend
+from hainet.bench.context import BenchContext, ResultOptions
 from hainet.bench.profile import MemorySampler
-from hainet.bench.runner import BenchOptions, Progress, run_loaded, store_failed
-from hainet.errors import HainetError
-from hainet.store import Run, Store
-from hainet.suites import Scorers, Suite
-from hainet.types import ModelSpec
+from hainet.bench.runner import run_loaded, store_failed
+from hainet.errors import ConfigError, HainetError
+from hainet.store import Run
+from hainet.types import ModelSpec, RunConfig
 
-__all__ = ["Cell", "SweepPlan", "prepare_spec", "run_group"]
+__all__ = ["Cell", "SweepPlan", "run_group"]
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One configuration of one model."""
+    """One point of a plan: a model as the plan names it and the cell's settings."""
 
     model: str
     quantization: str | None = None
-    """llama.cpp type name (q4_k_m ...) or 4bit/8bit/none for transformers; None: as is."""
+    """A backend's quantization name (q4_k_m ..., 4bit/8bit/none); None: as is."""
     flash_attn: bool | None = None
     """None: the model's own setting."""
     temperature: float | None = None
@@ -32,9 +43,7 @@ class Cell:
 
     @property
     def key(self) -> str:
-        fa = "-" if self.flash_attn is None else ("fa" if self.flash_attn else "nofa")
-        temp = "-" if self.temperature is None else f"t{self.temperature:g}"
-        return f"{self.model}|{self.quantization or '-'}|{fa}|{temp}"
+        return RunConfig.key_of(self.model, self.quantization, self.flash_attn, self.temperature)
 
     @property
     def load_key(self) -> tuple[str, str | None, bool | None]:
@@ -48,6 +57,12 @@ class SweepPlan:
     flash_attention: tuple[bool | None, ...] = (None,)
     temperatures: tuple[float | None, ...] = (None,)
 
+    def __post_init__(self) -> None:
+        # NaN passes `< 0`; refused here by value rather than deep in the runner.
+        for t in self.temperatures:
+            if t is not None and not (math.isfinite(t) and t >= 0):
+                raise ConfigError(f"sweep temperatures must be finite and >= 0, got {t}")
+
     def cells(self) -> list[Cell]:
         return [
             Cell(m, q, f, t)
@@ -57,99 +72,70 @@ class SweepPlan:
             for t in self.temperatures
         ]
 
-    def canonical(self, options: BenchOptions) -> dict[str, Any]:
-        """Everything that defines the cells' results; --resume matches on its hash."""
+    def configs(self, specs: Mapping[str, ModelSpec], result: ResultOptions) -> list[RunConfig]:
+        """Every cell resolved once, in plan order; ``specs`` maps the plan's model
+        names to the catalog's specs."""
+        return [
+            RunConfig(
+                model=specs[c.model],
+                ref=c.model,
+                quantization=c.quantization,
+                flash_attn=c.flash_attn,
+                temperature=c.temperature,
+                seed=result.seed,
+                samples=result.samples,
+            )
+            for c in self.cells()
+        ]
+
+    def canonical(self, result: ResultOptions) -> dict[str, Any]:
+        """Everything that defines the cells' results; --resume matches on its hash.
+        Its keys and their order of meaning are fixed: old sweeps resume by it."""
         return {
             "models": list(self.models),
             "quantizations": list(self.quantizations),
             "flash_attention": list(self.flash_attention),
             "temperatures": list(self.temperatures),
-            "suites": list(options.suites),
-            "quick": options.quick,
-            "seed": options.seed,
-            "judge": options.judge,
-            "samples": options.samples,
+            "suites": list(result.suites),
+            "quick": result.quick,
+            "seed": result.seed,
+            "judge": result.judge,
+            "samples": result.samples,
         }
 
 
-def prepare_spec(spec: ModelSpec, cell: Cell, home: Path, progress: Progress) -> ModelSpec:
-    """The spec a cell loads: its quantized variant and flash attention setting."""
-    updates: dict[str, Any] = {}
-    if cell.flash_attn is not None:
-        updates["flash_attn"] = cell.flash_attn
-    if cell.quantization is not None:
-        if spec.backend == "llamacpp":
-            from hainet.backends.quantize import quantized_variant
-
-            assert spec.path is not None
-            progress.on_status(f"making {cell.quantization} of {spec.name}")
-            path = quantized_variant(Path(spec.path), cell.quantization, home / "quantized")
-            updates.update(
-                path=str(path),
-                quantization=cell.quantization.upper(),
-                file_size=path.stat().st_size,
-                sha256=None,
-            )
-        else:
-            updates["quantization"] = cell.quantization
-    return spec.model_copy(update=updates) if updates else spec
-
-
 async def run_group(
-    cells: list[Cell],
-    spec: ModelSpec,
-    suites: list[Suite],
-    store: Store,
-    options: BenchOptions,
-    sweep_id: str,
-    home: Path,
-    progress: Progress,
-    scorers: Scorers,
-    gate: asyncio.Semaphore | None,
-    raise_errors: bool,
+    configs: list[RunConfig], ctx: BenchContext, gate: asyncio.Semaphore | None = None
 ) -> list[Run]:
-    """Load one (model, quantization, flash) configuration once; run its cells."""
+    """Load one (model, quantization, flash) configuration once; run its cells.
+
+    ``configs`` share a load key.  A load that fails is stored as a failed run for
+    every one of them; with ``ctx.raise_errors`` the error is raised too.
+    """
+    assert ctx.sweep_id is not None, "a group of cells belongs to a sweep"
+    first = configs[0]
     sampler = MemorySampler().start()
     backend: Backend | None = None
     runs: list[Run] = []
     try:
         try:
-            cell_spec = await asyncio.to_thread(prepare_spec, spec, cells[0], home, progress)
-            progress.on_status(f"loading {cell_spec.name} {cells[0].key}")
-            backend = await asyncio.to_thread(open_backend, cell_spec)
-            store.count_load(sweep_id)
+            prepare = backend_class(first.model.backend).prepare
+            spec = await asyncio.to_thread(prepare, first, ctx.home, ctx.progress.on_status)
+            ctx.progress.on_status(f"loading {spec.name} {first.key}")
+            backend = await asyncio.to_thread(open_backend, spec)
+            ctx.store.count_load(ctx.sweep_id)
         except HainetError as exc:
-            for cell in cells:
-                opts = replace(options, temperature=cell.temperature)
-                runs.append(
-                    store_failed(
-                        store, spec, suites, opts, str(exc), sweep_id=sweep_id, cell=cell.key
-                    )
-                )
-            if raise_errors:
+            runs.extend(store_failed(config, ctx, str(exc)) for config in configs)
+            if ctx.raise_errors:
                 raise
             return runs
-        for cell in cells:
-            opts = replace(options, temperature=cell.temperature)
+        for config in configs:
             try:
-                runs.append(
-                    await run_loaded(
-                        backend,
-                        suites,
-                        store,
-                        opts,
-                        progress=progress,
-                        scorers=scorers,
-                        sampler=sampler,
-                        gate=gate,
-                        sweep_id=sweep_id,
-                        cell=cell.key,
-                    )
-                )
+                runs.append(await run_loaded(backend, config, ctx, sampler=sampler, gate=gate))
             except HainetError:
-                if raise_errors:
+                if ctx.raise_errors:
                     raise
-                runs.append(store.runs_of_sweep(sweep_id)[-1])
+                runs.append(ctx.store.runs_of_sweep(ctx.sweep_id)[-1])
         return runs
     finally:
         if backend is not None:

@@ -12,6 +12,9 @@ from typing import Any
 
 import psutil
 
+from hainet.backends import backend_class, backend_names
+from hainet.errors import HainetError
+
 __all__ = ["MemorySampler", "hardware_fingerprint", "library_versions"]
 
 MIB = 1024 * 1024
@@ -104,20 +107,25 @@ def hardware_fingerprint() -> dict[str, Any]:
     }
 
 
-_LIBRARIES = (
-    "hainet",
-    "llama_cpp_python",
-    "openai",
-    "SQLAlchemy",
-    "pydantic",
-    "transformers",
-    "torch",
-)
+# Libraries every result depends on; each backend adds its own (Backend.libraries).
+_CORE_LIBRARIES = ("hainet", "SQLAlchemy", "pydantic")
+
+
+def _libraries() -> list[str]:
+    names = list(_CORE_LIBRARIES)
+    for backend in backend_names():
+        try:
+            names.extend(backend_class(backend).libraries)
+        except HainetError:  # a plugin backend that does not import records nothing
+            continue
+    return list(dict.fromkeys(names))
 
 
 def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries results depend on: hainet's own and those
+    every registered backend declares."""
     found = {}
-    for name in _LIBRARIES:
+    for name in _libraries():
         try:
             found[name] = version(name)
         except PackageNotFoundError:

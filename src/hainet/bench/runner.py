@@ -1,12 +1,15 @@
 """Run suites on one loaded model, measure, score, store.
 
-:func:`run_loaded` makes one stored :class:`~hainet.store.Run`: every selected case of
-every suite runs against the model (with a bounded number of requests in flight),
-each case's result is written in its own transaction as soon as it is scored, and
-the run is closed as ``completed``, ``failed`` (with the error) or ``interrupted``
-(Ctrl-C).  A run killed outright keeps the cases it finished and is marked
-``abandoned`` by the store once its process is gone; a resumed sweep cell takes the
-finished cases of its newest unfinished run and runs only the rest (``_reuse``).
+:func:`run_loaded` makes one stored :class:`~hainet.store.Run` of one
+:class:`~hainet.types.RunConfig` (the cell: model, quantization, flash attention,
+temperature, seed, samples) in a :class:`~hainet.bench.context.BenchContext` (store,
+suites, scorers, progress): every selected case of every suite runs against the
+model (with a bounded number of requests in flight), each case's result is written
+in its own transaction as soon as it is scored, and the run is closed as
+``completed``, ``failed`` (with the error) or ``interrupted`` (Ctrl-C). A run killed
+outright keeps the cases it finished and is marked ``abandoned`` by the store once
+its process is gone; a resumed sweep cell takes the finished cases of its newest
+unfinished run and runs only the rest (``_reuse``).
 Sweeps over many configurations are ``sweep.py``'s.
 """
 
@@ -16,13 +19,14 @@ import asyncio
 import contextlib
 import dataclasses
 import statistics
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 from hainet.backends import Backend, open_backend
 from hainet.bench.categorize import Profile, categorize
+from hainet.bench.context import BenchContext, BenchOptions, Progress
 from hainet.bench.profile import MemorySampler, hardware_fingerprint, library_versions
+from hainet.config import home_dir
 from hainet.errors import (
     BackendError,
     BackendUnavailable,
@@ -49,7 +53,7 @@ from hainet.suites import (
     Suite,
 )
 from hainet.suites.scoring import score_completions
-from hainet.types import Completion, GenerationParams, ModelSpec, Request
+from hainet.types import Completion, GenerationParams, ModelSpec, Request, RunConfig
 
 __all__ = [
     "BenchOptions",
@@ -59,44 +63,6 @@ __all__ = [
     "store_failed",
     "summarize",
 ]
-
-
-@dataclass(frozen=True)
-class BenchOptions:
-    suites: Sequence[str] = ("reasoning",)
-    """Suite names; ``all`` is the eight capability suites."""
-    quick: bool = False
-    temperature: float | None = None
-    """Sampling temperature for every case; None: each suite's own (0 unless it says)."""
-    seed: int = 0
-    """Seed of the first sample of each case; sample i uses seed + i."""
-    max_concurrent: int = 1
-    judge: str | None = None
-    """Model that judges open-ended answers (the ``judge`` scorer)."""
-    unsafe_no_sandbox: bool = False
-    samples: int | None = None
-    """Completions per case for every suite (pass@k); None: each suite's own."""
-    ray: str | None = None
-    """Spread configurations over a Ray cluster: ``local``, ``auto`` or an address."""
-
-
-def _ignore(*args: Any) -> None:
-    return None
-
-
-@dataclass
-class Progress:
-    """Callbacks for long work; the CLI draws a progress bar with them."""
-
-    on_start: Callable[[int, int], None] = field(default=_ignore)
-    """(cases to run, cells to run) before anything loads."""
-    on_status: Callable[[str], None] = field(default=_ignore)
-    """What is happening now (quantizing, loading ...)."""
-    on_run: Callable[[Run, int], None] = field(default=_ignore)
-    """A run started, with its number of cases."""
-    on_case: Callable[[CaseResult], None] = field(default=_ignore)
-    on_cases_done: Callable[[int], None] = field(default=_ignore)
-    """Cases finished so far, for work done in other processes (no CaseResult here)."""
 
 
 def _mean(values: list[float]) -> float | None:
@@ -131,14 +97,16 @@ def summarize(results: Sequence[CaseResult]) -> RunSummary:
     )
 
 
-def _with_profile(summary: RunSummary, spec: ModelSpec, peak_mb: float) -> RunSummary:
-    """Add the categories and tier this run alone supports."""
+def _with_profile(summary: RunSummary, backend: Backend, peak_mb: float) -> RunSummary:
+    """Add the categories and tier this run alone supports (a server's memory is not
+    this process's, so it is not the model's)."""
+    spec = backend.spec
     caps = {k: v.score for k, v in summary.capabilities.items() if v.score is not None}
     profile = categorize(
         Profile(
             model=spec.name,
             capabilities=caps,
-            peak_rss_mb=peak_mb if spec.backend != "openai" else None,
+            peak_rss_mb=peak_mb if not backend.remote else None,
             decode_tps=summary.decode_tps,
             parameters=spec.parameters,
         )
@@ -171,9 +139,9 @@ def _combine(completions: Sequence[Completion]) -> dict[str, Any]:
     }
 
 
-def _request(backend: Backend, suite: Suite, case: Case, options: BenchOptions) -> Request:
+def _request(backend: Backend, suite: Suite, case: Case, config: RunConfig) -> Request:
     params = GenerationParams(
-        temperature=suite.temperature_for(case, options.temperature), seed=options.seed
+        temperature=suite.temperature_for(case, config.temperature), seed=config.seed
     )
     return suite.request(
         case,
@@ -185,13 +153,11 @@ def _request(backend: Backend, suite: Suite, case: Case, options: BenchOptions) 
 
 
 def _reuse(
-    store: Store,
     backend: Backend,
     work: Sequence[tuple[Suite, Case]],
-    options: BenchOptions,
+    config: RunConfig,
     model: dict[str, Any],
-    sweep_id: str | None,
-    cell: str | None,
+    ctx: BenchContext,
 ) -> Reuse | None:
     """What a resumed cell takes over from its newest unfinished run, if anything.
 
@@ -205,14 +171,14 @@ def _reuse(
     (llama.cpp computes each row on one thread, whatever the count).  A case that
     ended in an error is run again.
     """
-    if sweep_id is None or cell is None:
+    if ctx.sweep_id is None:
         return None
-    old = store.resumable_run(sweep_id, cell)
+    old = ctx.store.resumable_run(ctx.sweep_id, config.key)
     if old is None or _without_threads(old.model.model_dump()) != _without_threads(model):
         return None
     cases = []
     for suite, case in work:
-        request = _request(backend, suite, case, options)
+        request = _request(backend, suite, case, config)
         cases.append((suite.name, suite.version, case.id, _shown(request.prompt, request.messages)))
     return Reuse(old.id, cases)
 
@@ -222,9 +188,9 @@ def _without_threads(model: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _run_case(
-    backend: Backend, suite: Suite, case: Case, options: BenchOptions, scorers: Scorers
+    backend: Backend, suite: Suite, case: Case, config: RunConfig, scorers: Scorers
 ) -> CaseResult:
-    request = _request(backend, suite, case, options)
+    request = _request(backend, suite, case, config)
     params = request.params
     base: dict[str, Any] = {
         "suite": suite.name,
@@ -235,7 +201,7 @@ async def _run_case(
     }
     completions: list[Completion] = []
     try:
-        for i in range(options.samples or suite.samples_for(case)):
+        for i in range(config.samples or suite.samples_for(case)):
             sample = dataclasses.replace(
                 request, params=request.params.replace(seed=params.seed + i)
             )
@@ -264,48 +230,44 @@ async def _run_case(
 
 async def run_loaded(
     backend: Backend,
-    suites: Sequence[Suite],
-    store: Store,
-    options: BenchOptions,
+    config: RunConfig,
+    ctx: BenchContext,
     *,
-    progress: Progress | None = None,
-    scorers: Scorers | None = None,
     sampler: MemorySampler | None = None,
     gate: asyncio.Semaphore | None = None,
-    sweep_id: str | None = None,
-    cell: str | None = None,
 ) -> Run:
-    """Run every selected case on an already loaded model and store one run.
+    """Run every selected case of ``config`` on its already loaded model; store one run.
 
     ``sampler`` was started before the model loaded (so the run's memory includes
     the model); ``gate`` bounds requests in flight (shared by every cell of one
-    server).  Raises what stopped the run after recording it as failed/interrupted.
+    server; default: ``max_concurrent``).  In a sweep (``ctx.sweep_id``) the run is
+    stored under the cell's key.  Raises what stopped the run after recording it as
+    failed/interrupted.
     """
-    progress = progress or Progress()
-    scorers = scorers or Scorers()
+    progress, scorers, store = ctx.progress, ctx.scorers, ctx.store
     sampler = sampler or MemorySampler().start()
-    gate = gate or asyncio.Semaphore(max(1, options.max_concurrent))
+    gate = gate or asyncio.Semaphore(max(1, ctx.execution.max_concurrent))
     spec = backend.spec
-    work = [(s, c) for s in suites for c in s.select(quick=options.quick)]
+    work = [(s, c) for s in ctx.suites for c in s.select(quick=ctx.result.quick)]
     model = spec.model_dump(mode="json", exclude={"api_key"})
     run = store.create_run(
         model_name=spec.name,
         backend=spec.backend,
         model=StoredModel.model_validate(model),
         params=RunParams(
-            temperature=options.temperature,
-            seed=options.seed,
-            max_concurrent=options.max_concurrent,
-            judge=options.judge,
-            samples=options.samples,
+            temperature=config.temperature,
+            seed=config.seed,
+            max_concurrent=ctx.execution.max_concurrent,
+            judge=ctx.result.judge,
+            samples=config.samples,
         ),
-        suites=[s.name for s in suites],
-        quick=options.quick,
+        suites=[s.name for s in ctx.suites],
+        quick=ctx.result.quick,
         hardware=Hardware.model_validate(hardware_fingerprint()),
         versions=library_versions(),
-        sweep_id=sweep_id,
-        cell=cell,
-        reuse=_reuse(store, backend, work, options, model, sweep_id, cell),
+        sweep_id=ctx.sweep_id,
+        cell=config.key if ctx.sweep_id else None,
+        reuse=_reuse(backend, work, config, model, ctx),
     )
     store.update_run(run.id, load_s=backend.load_seconds)
     progress.on_run(run, len(work))
@@ -318,7 +280,7 @@ async def run_loaded(
 
     async def one(suite: Suite, case: Case) -> None:
         async with gate:
-            result = await _run_case(backend, suite, case, options, scorers)
+            result = await _run_case(backend, suite, case, config, scorers)
         # In a thread: an fsync per case must not stall the requests in flight.  A
         # Ctrl-C during the write waits for it, so the run's summary counts exactly
         # the cases stored.
@@ -339,7 +301,7 @@ async def run_loaded(
         sampler.sample()
         summary = summarize(done)
         if status == "completed":
-            summary = _with_profile(summary, spec, sampler.peak_mb)
+            summary = _with_profile(summary, backend, sampler.peak_mb)
         return store.finish_run(
             run.id,
             status,
@@ -384,50 +346,46 @@ async def run_model(
 
     A model that cannot load is stored as a failed run, and the error is raised.
     """
+    config = RunConfig(
+        model=spec, temperature=options.temperature, seed=options.seed, samples=options.samples
+    )
+    ctx = BenchContext(
+        store,
+        home_dir(),
+        options.result,
+        options.execution,
+        suites,
+        progress=progress or Progress(),
+        scorers=scorers or Scorers(),
+    )
     sampler = MemorySampler().start()
     try:
         try:
             backend = await asyncio.to_thread(open_backend, spec)
         except HainetError as exc:
-            store_failed(store, spec, suites, options, str(exc))
+            store_failed(config, ctx, str(exc))
             raise
         try:
-            return await run_loaded(
-                backend,
-                suites,
-                store,
-                options,
-                progress=progress,
-                scorers=scorers,
-                sampler=sampler,
-            )
+            return await run_loaded(backend, config, ctx, sampler=sampler)
         finally:
             await backend.aclose()
     finally:
         sampler.stop()
 
 
-def store_failed(
-    store: Store,
-    spec: ModelSpec,
-    suites: Sequence[Suite],
-    options: BenchOptions,
-    error: str,
-    *,
-    sweep_id: str | None = None,
-    cell: str | None = None,
-) -> Run:
+def store_failed(config: RunConfig, ctx: BenchContext, error: str) -> Run:
     """Record a run that never started (its model did not load)."""
-    run = store.create_run(
+    spec = config.model
+    run = ctx.store.create_run(
         model_name=spec.name,
         backend=spec.backend,
         model=StoredModel.of(spec),
-        params=RunParams(temperature=options.temperature, seed=options.seed),
-        suites=[s.name for s in suites],
-        quick=options.quick,
+        params=RunParams(temperature=config.temperature, seed=config.seed),
+        suites=[s.name for s in ctx.suites],
+        quick=ctx.result.quick,
         hardware=Hardware.model_validate(hardware_fingerprint()),
         versions=library_versions(),
-        sweep_id=sweep_id,
-        cell=cell,
+        sweep_id=ctx.sweep_id,
+        cell=config.key if ctx.sweep_id else None,
     )
-    return store.finish_run(run.id, "failed", error=error, summary=summarize([]))
+    return ctx.store.finish_run(run.id, "failed", error=error, summary=summarize([]))

@@ -149,6 +149,7 @@ def bench(
         unsafe_no_sandbox=unsafe_no_sandbox,
         samples=samples,
         ray=ray,
+        server_concurrency=server_concurrency,
     )
     if unsafe_no_sandbox:
         err_console.print(
@@ -182,9 +183,6 @@ def bench(
         def on_case(result: CaseResult) -> None:
             bar.advance(task)
 
-        def on_cases_done(n: int) -> None:
-            bar.update(task, completed=n)
-
         try:
             outcome = asyncio.run(
                 _until_stopped(
@@ -193,9 +191,8 @@ def bench(
                         plan,
                         store,
                         options,
-                        BenchProgress(on_start, on_status, on_run, on_case, on_cases_done),
+                        BenchProgress(on_start, on_status, on_run, on_case),
                         resume=resume_sweep or resume,
-                        server_concurrency=server_concurrency,
                     )
                 )
             )
