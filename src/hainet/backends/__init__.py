@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from hainet.backends.base import Backend, backend_class, backend_names, register_backend
+from hainet.backends.base import (
+    Backend,
+    backend_class,
+    backend_for,
+    backend_names,
+    register_backend,
+)
 from hainet.backends.catalog import BUNDLED, Catalog, ensure_bundled_model
 from hainet.types import ModelSpec
 
@@ -11,6 +17,7 @@ __all__ = [
     "Backend",
     "Catalog",
     "backend_class",
+    "backend_for",
     "backend_names",
     "ensure_bundled_model",
     "open_backend",

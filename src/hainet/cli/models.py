@@ -8,7 +8,7 @@ import typer
 from pydantic import ValidationError as PydanticValidationError
 from rich.table import Table
 
-from hainet.backends import Catalog
+from hainet.backends import Catalog, backend_class, backend_for
 from hainet.bench import profiles, tier
 from hainet.cli._common import JsonOption, console, err_console, open_store, print_json, settings
 from hainet.config import Settings, add_model_to_config
@@ -87,7 +87,7 @@ def _measured_categories(cfg: Settings) -> dict[str, list[str]]:
 def add(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Name to refer to the model by."),
-    path: Path | None = typer.Option(None, "--path", help="GGUF file (llamacpp backend)."),
+    path: Path | None = typer.Option(None, "--path", help="GGUF file (in-process backend)."),
     url: str | None = typer.Option(None, "--url", help="Base URL of an OpenAI-compatible server."),
     model: str | None = typer.Option(None, "--model", help="Model name the server serves."),
     mode: str = typer.Option("prompt", "--mode", help="'prompt' (base models) or 'chat'."),
@@ -112,15 +112,17 @@ def add(
         path = path.expanduser().resolve()
         if not path.is_file():
             raise ConfigError(f"model file not found: {path}")
-        table.update(backend="llamacpp", path=str(path), file_size=path.stat().st_size)
+        # The backends say which of them takes a file, and which a server.
+        table.update(backend=backend_for("path"), path=str(path), file_size=path.stat().st_size)
     else:
         if not model:
             raise ConfigError("--url needs --model: the name the server serves")
-        table.update(backend="openai", url=url, model=model)
+        table.update(backend=backend_for("url"), url=url, model=model)
     try:  # validate before writing anything
-        ModelSpec(name=name, **{k: v for k, v in table.items() if v is not None})  # type: ignore[arg-type]
+        spec = ModelSpec(name=name, **{k: v for k, v in table.items() if v is not None})  # type: ignore[arg-type]
     except PydanticValidationError as exc:
         first = exc.errors()[0]
         raise ConfigError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    backend_class(spec.backend).check_spec(spec)
     where = add_model_to_config(cfg.home, name, table)
     console.print(f"added model {name!r} to {where}")
