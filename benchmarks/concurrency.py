@@ -23,11 +23,11 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from hainet.backends.openai import OpenAIBackend
-from hainet.bench import BenchOptions, hardware_fingerprint, run_loaded
-from hainet.config import atomic_write
+from hainet.bench import BenchContext, BenchOptions, hardware_fingerprint, run_loaded
+from hainet.config import atomic_write, home_dir
 from hainet.store import Store
 from hainet.suites import Case, Suite
-from hainet.types import GenerationParams, ModelSpec, Request
+from hainet.types import GenerationParams, ModelSpec, Request, RunConfig
 
 RESULTS = Path(__file__).parent / "results" / "concurrency.json"
 GOAL = 0.9
@@ -107,8 +107,10 @@ async def measure(url: str, n: int, n_cases: int, store: Store) -> float:
         # Warm up: the model check and the first connection are not throughput.
         await backend.generate(Request(prompt="warm up", params=GenerationParams(max_tokens=4)))
         start = time.perf_counter()
+        options = BenchOptions()
+        ctx = BenchContext(store, home_dir(), options.result, options.execution, [suite(n_cases)])
         run = await run_loaded(
-            backend, [suite(n_cases)], store, BenchOptions(), gate=asyncio.Semaphore(n)
+            backend, RunConfig(model=backend.spec), ctx, gate=asyncio.Semaphore(n)
         )
         elapsed = time.perf_counter() - start
     finally:
