@@ -361,6 +361,40 @@ def m007_run_owners(conn: Connection) -> None:
     conn.execute(sa.text("ALTER TABLE runs ADD COLUMN superseded_by VARCHAR(32)"))
 
 
+def m008_net_ledger(conn: Connection) -> None:
+    # The network layer (net/records.py, hub/): the highest seq per (signer, domain,
+    # subject), so a replayed or older signed record is refused, and the hub's
+    # publications: the record and exact spec bytes received, and the gate's state.
+    md = sa.MetaData()
+    sa.Table(
+        "net_seqs",
+        md,
+        sa.Column("signer", sa.String(64), primary_key=True),
+        sa.Column("domain", sa.String(128), primary_key=True),
+        sa.Column("subject", sa.String(256), primary_key=True),
+        sa.Column("seq", sa.BigInteger, nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    pubs = sa.Table(
+        "hub_publications",
+        md,
+        sa.Column("agent_id", sa.String(64), primary_key=True),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("version", sa.String(50), nullable=False),
+        sa.Column("signer", sa.String(64), nullable=False),
+        sa.Column("seq", sa.BigInteger, nullable=False),
+        sa.Column("record", sa.Text, nullable=False),
+        sa.Column("spec_bytes", sa.Text, nullable=False),
+        sa.Column("state", sa.String(20), nullable=False),
+        sa.Column("success_rate", sa.Float),
+        sa.Column("message", sa.Text),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    sa.Index("ix_hub_publications_name", pubs.c.name)
+    md.create_all(conn)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_runs_and_results", m001_runs_and_results),
     ("002_index_runs_by_time", m002_index_runs_by_time),
@@ -369,6 +403,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("005_agents", m005_agents),
     ("006_hyper", m006_hyper),
     ("007_run_owners", m007_run_owners),
+    ("008_net_ledger", m008_net_ledger),
 ]
 
 
