@@ -93,7 +93,7 @@ def test_depth_nan_duplicate_keys_and_unknown_fields(me: Identity, ledger: Ledge
     good = raw(publish(me))
     refused(good.replace('"seq": 1', '"seq": NaN'), ledger, "NaN|not finite|infinit")
     refused(good[:-1] + ', "seq": 2}', ledger, "appears twice")
-    refused(raw(publish(me), extra=1), ledger, "extra")
+    refused(raw(publish(me), extra=1), ledger, "unknown field .extra.")
     refused("[1]", ledger, "a JSON object")
     refused("{not json", ledger, "not valid JSON")
 

@@ -135,6 +135,8 @@ def _parse(data: bytes | str, domain: str | None) -> SignedRecord:
     except PydanticValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
+        if first["type"] == "extra_forbidden":
+            raise ValidationError(f"record: unknown field {where!r}") from None
         raise ValidationError(f"record: {where}: {first['msg']}") from None
 
 
@@ -180,12 +182,13 @@ def _subject(rec: SignedRecord, spec: AgentSpec | None, who: str) -> str:
 
 def check_record(
     data: bytes | str,
-    ledger: Ledger,
+    ledger: Ledger | None,
     *,
     domain: str | None = None,
     now: float | None = None,
 ) -> CheckedRecord:
-    """Every check of the module docstring but the seq claim; nothing is stored."""
+    """Every check of the module docstring but the seq claim; nothing is stored.
+    Without a ledger (a client verifying what a hub served) seq is not checked."""
     rec = _parse(data, domain)
     who = f"record {rec.domain} seq {rec.seq} from {rec.key_id[:12]}"
     if rec.domain not in DOMAINS:
@@ -197,7 +200,7 @@ def check_record(
     _expiry(rec, rule, time.time() if now is None else now, who)
     spec = _spec(rec, who) if rec.domain == AGENT_PUBLISH else None
     subject = _subject(rec, spec, who)
-    highest = ledger.highest(rec.key_id, rec.domain, subject)
+    highest = None if ledger is None else ledger.highest(rec.key_id, rec.domain, subject)
     if highest is not None and rec.seq <= highest:
         raise ValidationError(
             f"{who}: seq is not above the highest stored for {subject!r} ({highest}): "

@@ -19,7 +19,7 @@ from hainet.errors import StoreError
 from hainet.store.base import utc
 from hainet.store.db import Store
 
-__all__ = ["Ledger", "Publication", "PublicationState"]
+__all__ = ["Ledger", "Provenance", "Publication", "PublicationState"]
 
 PublicationState = Literal["pending", "listed", "refused"]
 
@@ -49,6 +49,28 @@ publications = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True)),
     sa.Column("updated_at", sa.DateTime(timezone=True)),
 )
+provenance = sa.Table(
+    "net_provenance",
+    _md,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("agent_id", sa.String(64)),
+    sa.Column("hub", sa.String(2000)),
+    sa.Column("signer", sa.String(64)),
+    sa.Column("record", sa.Text),
+    sa.Column("pulled_at", sa.DateTime(timezone=True)),
+)
+
+
+class Provenance(BaseModel):
+    """Where a pulled agent came from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    agent_id: str
+    hub: str = Field(description="URL of the hub it was pulled from.")
+    signer: str = Field(description="Key id that signed the publish record.")
+    record: str = Field(description="The signed record as received.")
+    pulled_at: datetime
 
 
 class Publication(BaseModel):
@@ -195,6 +217,32 @@ class Ledger:
             query = query.where(publications.c.state == state)
         with self.store._guard("count publications"), self.store._read() as conn:
             return int(conn.execute(query).scalar() or 0)
+
+    # -- provenance of pulled agents ----------------------------------------------------
+
+    def add_provenance(self, agent_id: str, *, hub: str, signer: str, record: str) -> None:
+        row = {
+            "agent_id": agent_id,
+            "hub": hub,
+            "signer": signer,
+            "record": record,
+            "pulled_at": datetime.now(UTC),
+        }
+        with self.store._guard("record where an agent came from"), self.store._write() as conn:
+            conn.execute(sa.insert(provenance).values(**row))
+
+    def provenance(self, agent_id: str) -> list[Provenance]:
+        query = (
+            sa.select(provenance).where(provenance.c.agent_id == agent_id).order_by(provenance.c.id)
+        )
+        with self.store._guard("read provenance"), self.store._read() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            Provenance.model_validate(
+                {k: v for k, v in r.items() if k != "id"} | {"pulled_at": utc(r["pulled_at"])}
+            )
+            for r in rows
+        ]
 
     @staticmethod
     def _pub(row: Any) -> Publication:

@@ -395,6 +395,23 @@ def m008_net_ledger(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def m009_net_provenance(conn: Connection) -> None:
+    # Where a pulled agent came from: the hub, the signer and the signed record as
+    # received, so a draft pulled from a hub can be traced to its author's key.
+    md = sa.MetaData()
+    sa.Table(
+        "net_provenance",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("agent_id", sa.String(64), nullable=False, index=True),
+        sa.Column("hub", sa.String(2000), nullable=False),
+        sa.Column("signer", sa.String(64), nullable=False),
+        sa.Column("record", sa.Text, nullable=False),
+        sa.Column("pulled_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    md.create_all(conn)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_runs_and_results", m001_runs_and_results),
     ("002_index_runs_by_time", m002_index_runs_by_time),
@@ -404,6 +421,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("006_hyper", m006_hyper),
     ("007_run_owners", m007_run_owners),
     ("008_net_ledger", m008_net_ledger),
+    ("009_net_provenance", m009_net_provenance),
 ]
 
 
