@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     models: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="User models from the TOML [models.NAME] tables."
     )
+    hubs: list[str] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Hub URLs; the first is the default of `agents push/pull --hub`.",
+    )
 
     @property
     def db_url(self) -> str:

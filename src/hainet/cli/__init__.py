@@ -14,7 +14,9 @@ import typer
 from hainet.cli import agents as _agents
 from hainet.cli import agents_create as _agents_create
 from hainet.cli import agents_evolve as _agents_evolve
+from hainet.cli import agents_hub as _agents_hub
 from hainet.cli import bench as _bench
+from hainet.cli import hub as _hub
 from hainet.cli import hyper as _hyper
 from hainet.cli import models as _models
 from hainet.cli import report as _report
@@ -48,9 +50,12 @@ app.add_typer(_runs.app, name="runs")
 app.add_typer(_sandbox.app, name="sandbox")
 app.add_typer(_agents.app, name="agents")
 app.add_typer(_hyper.app, name="hyper")
+app.add_typer(_hub.app, name="hub")
 _agents.app.command("create")(_agents_create.create)
 _agents.app.command("evolve")(_agents_evolve.evolve)
 _agents.app.command("cross")(_agents_evolve.cross)
+_agents.app.command("push")(_agents_hub.push)
+_agents.app.command("pull")(_agents_hub.pull)
 
 # Options that take several values: `--models A B` as well as `--models A --models B`.
 MULTI_VALUE = {

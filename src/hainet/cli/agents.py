@@ -307,12 +307,18 @@ def search(
         help="Minimal cosine similarity (default: search_threshold, 0.25).",
     ),
     top: int = typer.Option(10, "--top", min=1, help="How many agents."),
+    hub: str | None = typer.Option(None, "--hub", help="Search this hub instead of here."),
     as_json: bool = JsonOption,
 ) -> None:
     """Find published agents: similarity above the threshold, ranked by
-    0.4 x similarity + 0.6 x score."""
+    0.4 x similarity + 0.6 x score (with --hub, the hub's own search)."""
     cfg = settings(ctx)
     threshold = cfg.search_threshold if threshold is None else threshold
+    if hub:
+        from hainet.cli.agents_hub import search_hub
+
+        search_hub(cfg, hub, text, threshold, top, as_json)
+        return
     with _market(cfg) as market:
         hits = market.search(text, threshold=threshold, top=top)
     if as_json:
