@@ -8,13 +8,11 @@ import time
 from typing import Any
 
 import httpx
-import pytest
 
 from hainet.agents.marketplace import RATING_DOMAIN, rating_payload
 from hainet.agents.spec import parse_spec
 from hainet.net.identity import Identity, SignedRecord
 from hainet.net.records import AGENT_PUBLISH, AGENT_RATING, publish_payload, record_json
-from hainet.store.ledger import Ledger
 from tests.hub.conftest import HubUnderTest
 from tests.hub.servers import SHOUT, wait_for
 
@@ -104,62 +102,6 @@ def test_pagination_versions_and_lineage(hub_server: HubUnderTest) -> None:
     assert [(v["version"], v["lineage"]) for v in versions] == [("1.0.0", []), ("1.1.0", [first])]
     bad = httpx.get(hub_server.url + "/v1/agents", params={"cursor": "nonsense"})
     assert bad.status_code == 400 and "cursor" in bad.json()["detail"]
-
-
-def test_bad_records_are_400_naming_the_problem_and_store_nothing(hub_server: HubUnderTest) -> None:
-    me = Identity.generate()
-    good = json.loads(signed(me, seq=5))
-    cases = {
-        "bad signature": json.dumps(good | {"signature": "00" * 64}),
-        "key id does not match": json.dumps(good | {"key_id": "ab" * 32}),
-        "nested deeper": "[" * 200 + "]" * 200,
-        "appears twice": json.dumps(good)[:-1] + ', "seq": 5}',
-        "unknown field 'admin'": json.dumps(good | {"admin": True}),
-    }
-    for why, body in cases.items():
-        resp = post(hub_server.url, body.encode())
-        assert resp.status_code == 400 and why in resp.json()["detail"], (why, resp.text)
-    ledger = Ledger(hub_server.store)
-    assert ledger.count() == 0 and ledger.highest(me.key_id, AGENT_PUBLISH, "shout") is None
-    assert post(hub_server.url, json.dumps(good).encode()).status_code == 202
-    replay = post(hub_server.url, json.dumps(good).encode())
-    assert replay.status_code == 400 and "replayed or older" in replay.json()["detail"]
-    for path, code in (("/v1/agents/" + "0" * 64, 404), ("/v1/agents/nothex", 400)):
-        resp = httpx.get(hub_server.url + path)
-        assert resp.status_code == code and resp.json()["detail"]
-
-
-def test_oversize_bodies_are_refused_before_parsing(hub_server: HubUnderTest) -> None:
-    big = b"[" * (2 * 1024 * 1024)
-    resp = post(hub_server.url, big)
-    assert resp.status_code == 413 and "declared" in resp.json()["detail"]
-
-    def chunks() -> Any:  # no Content-Length: counted as it streams
-        for _ in range(40):
-            yield b" " * 65536
-
-    resp = httpx.post(hub_server.url + "/v1/agents", content=chunks())
-    assert resp.status_code == 413 and "sent" in resp.json()["detail"]
-    assert Ledger(hub_server.store).count() == 0
-
-
-@pytest.mark.parametrize("hub_server", [{"per_key": 2}], indirect=True)
-def test_a_publish_flood_from_one_key_is_429_with_retry_after(hub_server: HubUnderTest) -> None:
-    me = Identity.generate()
-    for v in ("1.0.0", "1.0.1"):
-        assert post(hub_server.url, signed(me, version=v)).status_code == 202
-    resp = post(hub_server.url, signed(me, version="1.0.2"))
-    assert resp.status_code == 429 and int(resp.headers["retry-after"]) >= 1
-    assert "key " + me.key_id[:12] in resp.json()["detail"]
-    assert Ledger(hub_server.store).count() == 2
-    other = post(hub_server.url, signed(Identity.generate(), name="other"))
-    assert other.status_code == 202  # another key has its own budget
-
-
-@pytest.mark.parametrize("hub_server", [{"per_address": 3}], indirect=True)
-def test_a_flood_from_one_address_is_429(hub_server: HubUnderTest) -> None:
-    codes = [post(hub_server.url, b"{}").status_code for _ in range(4)]
-    assert codes == [400, 400, 400, 429]
 
 
 def test_ratings_are_signed_records(hub_server: HubUnderTest) -> None:
