@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -32,6 +33,8 @@ from hainet.net.identity import SignedRecord
 from hainet.net.records import MAX_RECORD_BYTES
 
 __all__ = ["BodyLimit", "create_app"]
+
+log = logging.getLogger(__name__)
 
 
 class BodyLimit:
@@ -173,8 +176,12 @@ def create_app(
     async def gate_worker() -> None:
         while True:
             agent_id = await queue.get()
-            await hub.run_gate(agent_id)
-            queue.task_done()
+            try:
+                await hub.run_gate(agent_id)
+            except Exception:  # noqa: BLE001 - one bad gate must not stop the others
+                log.exception("gate of agent %s failed; it stays pending", agent_id[:12])
+            finally:
+                queue.task_done()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -205,6 +205,8 @@ class Hub:
                 )
         try:
             pub = self.ledger.add_publication(
+                domain=AGENT_PUBLISH,
+                subject=checked.subject,
                 agent_id=spec.id,
                 name=spec.name,
                 version=spec.version,
@@ -214,8 +216,9 @@ class Hub:
                 spec_bytes=checked.spec_bytes(),
             )
         except StoreError as exc:
+            if "replayed or older" in str(exc):  # lost a race to an equal seq
+                raise ValidationError(str(exc)) from None
             raise Conflict(str(exc)) from None
-        accept(checked, self.ledger)
         return pub
 
     def _limit(self, key_id: str) -> None:

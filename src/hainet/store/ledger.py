@@ -111,29 +111,16 @@ class Ledger:
 
     def claim(self, signer: str, domain: str, subject: str, seq: int) -> None:
         """Store ``seq`` as the highest; StoreError unless strictly above the stored."""
-        now = datetime.now(UTC)
-        key = (seqs.c.signer == signer, seqs.c.domain == domain, seqs.c.subject == subject)
         with self.store._guard("record a sequence number"), self.store._write() as conn:
-            have = conn.execute(sa.select(seqs.c.seq).where(*key)).scalar()
-            if have is not None and seq <= int(have):
-                raise StoreError(
-                    f"{domain} seq {seq} from {signer[:12]} for {subject!r} is not above "
-                    f"the highest stored ({have}): replayed or older"
-                )
-            if have is None:
-                conn.execute(
-                    sa.insert(seqs).values(
-                        signer=signer, domain=domain, subject=subject, seq=seq, updated_at=now
-                    )
-                )
-            else:
-                conn.execute(sa.update(seqs).where(*key).values(seq=seq, updated_at=now))
+            _claim(conn, signer, domain, subject, seq)
 
     # -- publications ------------------------------------------------------------------
 
     def add_publication(
         self,
         *,
+        domain: str,
+        subject: str,
         agent_id: str,
         name: str,
         version: str,
@@ -142,6 +129,8 @@ class Ledger:
         record: str,
         spec_bytes: str,
     ) -> Publication:
+        """Store a checked publish record as ``pending`` and claim its seq for
+        (signer, ``domain``, ``subject``), in one transaction."""
         now = datetime.now(UTC)
         row: dict[str, Any] = {
             "agent_id": agent_id,
@@ -162,6 +151,8 @@ class Ledger:
                 sa.select(publications.c.agent_id).where(publications.c.agent_id == agent_id)
             ).first():
                 raise StoreError(f"agent {name} {version} ({agent_id[:12]}) was already pushed")
+            # The seq is claimed in the same transaction: both are stored, or neither.
+            _claim(c, signer, domain, subject, seq)
             c.execute(sa.insert(publications).values(**row))
         return Publication.model_validate(row)
 
@@ -250,3 +241,22 @@ class Ledger:
         data["created_at"] = utc(data["created_at"])
         data["updated_at"] = utc(data["updated_at"])
         return Publication.model_validate(data)
+
+
+def _claim(conn: Any, signer: str, domain: str, subject: str, seq: int) -> None:
+    key = (seqs.c.signer == signer, seqs.c.domain == domain, seqs.c.subject == subject)
+    have = conn.execute(sa.select(seqs.c.seq).where(*key)).scalar()
+    if have is not None and seq <= int(have):
+        raise StoreError(
+            f"{domain} seq {seq} from {signer[:12]} for {subject!r} is not above "
+            f"the highest stored ({have}): replayed or older"
+        )
+    now = datetime.now(UTC)
+    if have is None:
+        conn.execute(
+            sa.insert(seqs).values(
+                signer=signer, domain=domain, subject=subject, seq=seq, updated_at=now
+            )
+        )
+    else:
+        conn.execute(sa.update(seqs).where(*key).values(seq=seq, updated_at=now))
