@@ -58,6 +58,13 @@ def test_push_then_pull_and_search_from_another_home(
         SignedRecord.model_validate_json(prov.record).verify()
     res = hainet(reader, "agents", "show", "shout", "--json")
     assert res.exit_code == 0 and f'"author": "{key}"' in res.output
+    args = ("agents", "rate", "shout", "--stars", "5", "--text", "loud", "--hub", hub_server.url)
+    res = hainet(reader, *args)
+    assert res.exit_code == 0 and "5/5 on" in res.output, res.output
+    (rating,) = httpx.get(f"{hub_server.url}/v1/agents/{hit['id']}/ratings").json()
+    assert rating["stars"] == 5 and rating["key_id"] == Identity.load_or_create(reader).key_id
+    res = hainet(reader, *args)
+    assert res.exit_code != 0 and "already rated" in str(res.exception)
 
 
 def test_a_failed_pull_touches_nothing_local(hub_server: HubUnderTest, tmp_path: Path) -> None:

@@ -352,10 +352,16 @@ def rate(
     agent: str = typer.Argument(..., help="Stored agent (or its spec file)."),
     stars: int = typer.Option(..., "--stars", min=1, max=5, help="1 to 5."),
     text: str = typer.Option("", "--text", help="Your review."),
+    hub: str | None = typer.Option(None, "--hub", help="Rate the agent on this hub instead."),
 ) -> None:
     """Rate an agent version, signed with your key (one rating per key per version)."""
     cfg = settings(ctx)
     identity = Identity.load_or_create(cfg.home)
+    if hub:
+        from hainet.cli.agents_hub import rate_on_hub
+
+        rate_on_hub(hub, agent, identity, stars, text)
+        return
     with _market(cfg) as market:
         rec = _record(market, agent)
         payload = rating_payload(rec.id, identity.key_id, stars, text)

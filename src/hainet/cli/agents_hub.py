@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from hainet.agents.marketplace import Marketplace
+from hainet.agents.marketplace import RATING_DOMAIN, Marketplace, rating_payload
 from hainet.agents.usecases import resolve_agent
 from hainet.cli._common import JsonOption, console, open_store, print_json, settings
 from hainet.config import Settings
@@ -93,6 +93,18 @@ def pull(
     )
 
 
+def rate_on_hub(url: str, ref: str, identity: Identity, stars: int, text: str) -> None:
+    """Rate a listed agent on a hub: a signed agent.rating record."""
+    with HubClient(url) as client:
+        agent_id = client.resolve(ref)
+        inner = identity.sign(RATING_DOMAIN, rating_payload(agent_id, identity.key_id, stars, text))
+        client.rate(agent_id, identity, stars, text, inner)
+    console.print(
+        f"rated {ref} ({agent_id[:12]}) {stars}/5 on {url} as {identity.short_id}",
+        highlight=False,
+    )
+
+
 def search_hub(
     cfg: Settings, url: str, text: str, threshold: float, top: int, as_json: bool
 ) -> None:
@@ -125,4 +137,4 @@ def _hits_table(hits: list[dict[str, Any]]) -> Table:
     return table
 
 
-__all__ = ["HubError", "pull", "push", "search_hub"]
+__all__ = ["HubError", "pull", "push", "rate_on_hub", "search_hub"]
