@@ -94,7 +94,13 @@ def test_replayed_and_older_seq_are_refused(hub_server: HubUnderTest) -> None:
     for body in (GOOD, record(seq=4, version="1.0.1")):
         resp = httpx.post(hub_server.url + "/v1/agents", content=json.dumps(body))
         assert resp.status_code == 400 and "replayed or older" in resp.json()["detail"]
+    again = httpx.post(hub_server.url + "/v1/agents", content=json.dumps(record(seq=6)))
+    assert again.status_code == 409 and "already pushed" in again.json()["detail"]
+    changed = record(seq=7, purpose="Shout the input word.")
+    again = httpx.post(hub_server.url + "/v1/agents", content=json.dumps(changed))
+    assert again.status_code == 409 and "is already on this hub" in again.json()["detail"]
     assert Ledger(hub_server.store).count() == 1
+    assert Ledger(hub_server.store).highest(ME.key_id, AGENT_PUBLISH, "shout") == 5
 
 
 def test_oversize_streamed_without_length(hub_server: HubUnderTest) -> None:
