@@ -17,9 +17,11 @@ from hainet.net.identity import KEY_FILE
 
 
 def test_exported_names() -> None:
-    assert sorted(hainet.net.__all__) == sorted(
-        ["Identity", "SignedRecord", "canonical_bytes", "key_id_of", "verify"]
-    )
+    identity = ["Identity", "SignedRecord", "canonical_bytes", "key_id_of", "verify"]
+    records = ["AGENT_PUBLISH", "AGENT_RATING", "DOMAINS", "HUB_HELLO", "RESULT_SHARE"]
+    records += ["CheckedRecord", "Domain", "accept", "check_record", "publish_payload"]
+    records += ["record_json"]
+    assert sorted(hainet.net.__all__) == sorted(identity + records)
 
 
 def test_sign_verify_round_trip() -> None:
