@@ -1,5 +1,8 @@
 """The public names of hainet.hub, locked (STYLE.md habit 1; hainet.net: tests/net)."""
 
+import subprocess
+import sys
+
 import hainet.hub
 
 
@@ -16,4 +19,9 @@ def test_hub_exports() -> None:
         "RateLimiter",
     ]
     assert all(getattr(hainet.hub, n) is not None for n in hainet.hub.__all__)
-    assert "fastapi" not in hainet.hub.__dict__  # the app is imported where it is served
+
+
+def test_the_cli_does_not_load_fastapi_until_it_serves() -> None:
+    code = "import sys, hainet.cli; print('fastapi' in sys.modules or 'uvicorn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
