@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections import OrderedDict, deque
 
@@ -31,10 +32,16 @@ class RateLimiter:
             raise ValueError(f"a rate limit needs rate >= 1 and per > 0, got {rate}/{per}")
         self.rate, self.per, self.max_names = rate, per, max_names
         self._hits: OrderedDict[str, deque[float]] = OrderedDict()
+        # The hub calls it from its thread pool: one hit is counted at a time.
+        self._lock = threading.Lock()
 
     def hit(self, name: str, *, what: str | None = None, now: float | None = None) -> None:
         """Count one hit of ``name``; :class:`RateLimited` when over the limit."""
         now = time.monotonic() if now is None else now
+        with self._lock:
+            self._hit(name, what, now)
+
+    def _hit(self, name: str, what: str | None, now: float) -> None:
         hits = self._hits.pop(name, None) or deque()
         while hits and hits[0] <= now - self.per:
             hits.popleft()
