@@ -20,6 +20,7 @@ from hainet.cli import hub as _hub
 from hainet.cli import hyper as _hyper
 from hainet.cli import models as _models
 from hainet.cli import report as _report
+from hainet.cli import results as _results
 from hainet.cli import runs as _runs
 from hainet.cli import sandbox as _sandbox
 from hainet.cli import select as _select
@@ -51,6 +52,7 @@ app.add_typer(_sandbox.app, name="sandbox")
 app.add_typer(_agents.app, name="agents")
 app.add_typer(_hyper.app, name="hyper")
 app.add_typer(_hub.app, name="hub")
+app.add_typer(_results.app, name="results")
 _agents.app.command("create")(_agents_create.create)
 _agents.app.command("evolve")(_agents_evolve.evolve)
 _agents.app.command("cross")(_agents_evolve.cross)

@@ -149,6 +149,36 @@ class RatingItem(_Out):
     at: str
 
 
+class Stats(_Out):
+    median: float
+    min: float
+    max: float
+    n: int
+
+
+class ResultGroup(_Out):
+    model: str = Field(description="GGUF sha256, or the served name of a server model.")
+    model_names: list[str]
+    quantization: str | None
+    hardware_class: str
+    hardware: dict[str, Any]
+    runs: int
+    signers: int = Field(description="Distinct keys that shared runs of this group.")
+    figures: dict[str, Stats | None] = Field(description="ttft_s, prefill_tps, decode_tps...")
+    capabilities: dict[str, Stats | None]
+
+
+class Results(_Out):
+    items: list[ResultGroup]
+    metadata: ListingMetadata
+
+
+class Shared(_Out):
+    subject: str
+    model: str
+    hardware_class: str
+
+
 class Problem(_Out):
     detail: str
 
@@ -309,5 +339,26 @@ def create_app(
     def ratings(agent_id: str) -> list[dict[str, Any]]:
         """The agent's ratings on this hub, oldest first."""
         return hub.ratings(agent_id)
+
+    @app.post(
+        "/v1/results",
+        status_code=201,
+        response_model=Shared,
+        responses=_ERRORS,
+        openapi_extra=_RECORD_BODY,
+    )
+    async def share(request: Request) -> dict[str, Any]:
+        """Share one bench run's summary: a signed result.share record."""
+        limit_address(request)
+        body = await request.body()
+        out: dict[str, Any] = await run_in_threadpool(hub.share, body)
+        return out
+
+    @app.get("/v1/results", response_model=Results, responses=_ERRORS)
+    def results(model: str | None = Query(None, max_length=200)) -> dict[str, Any]:
+        """Shared results per (model, quantization, hardware class): distinct signers,
+        median, min and max of every figure."""
+        items = hub.results(model)
+        return {"items": items, "metadata": {"next_cursor": None, "count": len(items)}}
 
     return app

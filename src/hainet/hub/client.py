@@ -26,6 +26,7 @@ from hainet.net.records import (
     AGENT_PUBLISH,
     AGENT_RATING,
     MAX_RECORD_BYTES,
+    RESULT_SHARE,
     CheckedRecord,
     check_record,
     publish_payload,
@@ -187,3 +188,21 @@ class HubClient:
             headers={"content-type": "application/json"},
         )
         return out
+
+    @staticmethod
+    def share_record(payload: dict[str, Any], identity: Identity) -> SignedRecord:
+        """The signed result.share record of ``payload`` (``net.shares.share_payload``)."""
+        return SignedRecord.create(identity, RESULT_SHARE, payload, time.time_ns() // 1000)
+
+    def share(self, rec: SignedRecord) -> dict[str, Any]:
+        out: dict[str, Any] = self._json(
+            "POST",
+            "/v1/results",
+            content=record_json(rec).encode(),
+            headers={"content-type": "application/json"},
+        )
+        return out
+
+    def results(self, model: str | None = None) -> list[dict[str, Any]]:
+        params = {"model": model} if model else {}
+        return list(self._json("GET", "/v1/results", params=params)["items"])

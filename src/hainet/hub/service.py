@@ -28,15 +28,18 @@ from hainet.agents.workflow import AgentRunner
 from hainet.errors import HainetError, StoreError, ValidationError
 from hainet.hub.limits import RateLimiter
 from hainet.inputs import parse_json
-from hainet.net.identity import Identity, SignedRecord
+from hainet.net.identity import Identity, SignedRecord, canonical_bytes
 from hainet.net.records import (
     AGENT_PUBLISH,
     AGENT_RATING,
     HUB_HELLO,
+    RESULT_SHARE,
     accept,
     check_record,
 )
+from hainet.net.shares import SharedResult, aggregate
 from hainet.store.ledger import Ledger, Publication, PublicationState
+from hainet.store.shares import ShareStore
 
 __all__ = [
     "API_VERSION",
@@ -95,6 +98,7 @@ class Hub:
     ) -> None:
         self.market = market
         self.ledger = Ledger(market.store)
+        self.shares = ShareStore(market.store)
         self.identity = identity
         self.gate_runner = gate_runner
         self.threshold = threshold
@@ -291,3 +295,42 @@ class Hub:
             {"key_id": r.key_id, "stars": r.stars, "text": r.text, "at": r.created_at.isoformat()}
             for r in self.market.agents.ratings(pub.agent_id)
         ]
+
+    # -- shared results ------------------------------------------------------------------
+
+    def share(self, body: bytes) -> dict[str, Any]:
+        """A signed ``result.share`` record: one run's summary (``net/shares.py``).
+        A higher seq of the same signer and subject replaces the earlier share."""
+        checked = check_record(body, self.ledger, domain=RESULT_SHARE)
+        rec = checked.record
+        result = SharedResult.parse(rec.payload, checked.who)
+        self._limit(rec.key_id)
+        try:
+            self.shares.put(
+                domain=RESULT_SHARE,
+                signer=rec.key_id,
+                subject=checked.subject,
+                seq=rec.seq,
+                model=result.model,
+                quantization=result.quantization,
+                hardware_class=result.hardware.key(),
+                payload=canonical_bytes(rec.payload).decode("utf-8"),
+                record=body.decode("utf-8"),
+                expires_at=result.expires_at,
+            )
+        except StoreError as exc:
+            if "replayed or older" in str(exc):
+                raise ValidationError(str(exc)) from None
+            raise
+        return {
+            "subject": checked.subject,
+            "model": result.model,
+            "hardware_class": result.hardware.key(),
+        }
+
+    def results(self, model: str | None = None) -> list[dict[str, Any]]:
+        """Unexpired shares aggregated per (model, quantization, hardware class)."""
+        if model is not None and not 0 < len(model) <= 200:
+            raise ValidationError("model: 1 to 200 characters")
+        rows = self.shares.rows(model=model)
+        return aggregate([(r.signer, SharedResult.model_validate_json(r.payload)) for r in rows])

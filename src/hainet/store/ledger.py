@@ -112,7 +112,7 @@ class Ledger:
     def claim(self, signer: str, domain: str, subject: str, seq: int) -> None:
         """Store ``seq`` as the highest; StoreError unless strictly above the stored."""
         with self.store._guard("record a sequence number"), self.store._write() as conn:
-            _claim(conn, signer, domain, subject, seq)
+            claim_seq(conn, signer, domain, subject, seq)
 
     # -- publications ------------------------------------------------------------------
 
@@ -152,7 +152,7 @@ class Ledger:
             ).first():
                 raise StoreError(f"agent {name} {version} ({agent_id[:12]}) was already pushed")
             # The seq is claimed in the same transaction: both are stored, or neither.
-            _claim(c, signer, domain, subject, seq)
+            claim_seq(c, signer, domain, subject, seq)
             c.execute(sa.insert(publications).values(**row))
         return Publication.model_validate(row)
 
@@ -243,7 +243,8 @@ class Ledger:
         return Publication.model_validate(data)
 
 
-def _claim(conn: Any, signer: str, domain: str, subject: str, seq: int) -> None:
+def claim_seq(conn: Any, signer: str, domain: str, subject: str, seq: int) -> None:
+    """The seq claim inside a caller's write transaction (store modules only)."""
     key = (seqs.c.signer == signer, seqs.c.domain == domain, seqs.c.subject == subject)
     have = conn.execute(sa.select(seqs.c.seq).where(*key)).scalar()
     if have is not None and seq <= int(have):

@@ -412,6 +412,29 @@ def m009_net_provenance(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def m010_hub_shares(conn: Connection) -> None:
+    # Bench results shared with a hub (net/shares.py): one row per (signer, subject,
+    # the hash of the sharer's run id); a higher seq replaces it.  The aggregation
+    # keys are columns, the signed payload is kept as received.
+    md = sa.MetaData()
+    shares = sa.Table(
+        "hub_shares",
+        md,
+        sa.Column("signer", sa.String(64), primary_key=True),
+        sa.Column("subject", sa.String(64), primary_key=True),
+        sa.Column("seq", sa.BigInteger, nullable=False),
+        sa.Column("model", sa.String(200), nullable=False),
+        sa.Column("quantization", sa.String(50)),
+        sa.Column("hardware_class", sa.String(1000), nullable=False),
+        sa.Column("payload", sa.Text, nullable=False),
+        sa.Column("record", sa.Text, nullable=False),
+        sa.Column("expires_at", sa.BigInteger, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    sa.Index("ix_hub_shares_model", shares.c.model, shares.c.quantization)
+    md.create_all(conn)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_runs_and_results", m001_runs_and_results),
     ("002_index_runs_by_time", m002_index_runs_by_time),
@@ -422,6 +445,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("007_run_owners", m007_run_owners),
     ("008_net_ledger", m008_net_ledger),
     ("009_net_provenance", m009_net_provenance),
+    ("010_hub_shares", m010_hub_shares),
 ]
 
 
