@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hainet.errors import HainetError, StoreError
 from hainet.hub.limits import RateLimited, RateLimiter
+from hainet.hub.pages import add_pages
 from hainet.hub.service import MAX_PAGE, Conflict, Hub, NotFound
 from hainet.net.identity import SignedRecord
 from hainet.net.records import MAX_RECORD_BYTES
@@ -361,4 +362,5 @@ def create_app(
         items = hub.results(model)
         return {"items": items, "metadata": {"next_cursor": None, "count": len(items)}}
 
+    add_pages(app, hub)
     return app

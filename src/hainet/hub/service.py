@@ -289,6 +289,20 @@ class Hub:
         accept(checked, self.ledger)
         return {"agent_id": stored.agent_id, "key_id": stored.key_id, "stars": stored.stars}
 
+    def gate_reports(self, agent_id: str) -> list[dict[str, Any]]:
+        """This hub's own gate reports of the agent, oldest first."""
+        pub = self.publication(agent_id)
+        return [
+            {
+                "model": r.model,
+                "success_rate": r.success_rate,
+                "passed": r.report.passed,
+                "total": r.report.total,
+                "at": r.created_at.strftime("%Y-%m-%d %H:%M"),
+            }
+            for r in self.market.agents.reports(pub.agent_id, purpose="gate")
+        ]
+
     def ratings(self, agent_id: str) -> list[dict[str, Any]]:
         pub = self.publication(agent_id)
         return [
