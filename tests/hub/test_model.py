@@ -1,10 +1,14 @@
-"""The real flow on the bundled model: a hub started here gates a pushed example agent
-in its own sandbox on its own model, lists it, and another home pulls it."""
+"""The README's flow on the bundled model: a hub started here gates a pushed example
+agent in its own sandbox on its own model and lists it; another home searches for it
+(the bundled MiniLM), pulls it, rates it and opens its pages."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from urllib.parse import quote_plus
 
+import httpx
 import pytest
 
 from hainet.config import load_settings
@@ -27,3 +31,14 @@ def test_an_example_agent_is_listed_after_the_hubs_own_gate(
         assert ": listed, gate success rate" in res.output
         res = hainet(reader, "agents", "pull", "json-extractor", "--hub", url)
         assert res.exit_code == 0 and "stored as a draft" in res.output, res.output
+        # The hub's own embedding search (the bundled MiniLM), as the README shows it.
+        query = "pull name, age and city out of text"
+        res = hainet(reader, "agents", "search", query, "--hub", url, "--json")
+        assert res.exit_code == 0 and json.loads(res.output)[0]["name"] == "json-extractor"
+        res = hainet(reader, "agents", "rate", "json-extractor", "--stars", "5", "--hub", url)
+        assert res.exit_code == 0, res.output
+        page = httpx.get(url + "/?q=" + quote_plus(query)).text
+        assert "json-extractor" in page
+        agent_id = json.loads(hainet(reader, "agents", "show", "json-extractor", "--json").output)
+        html = httpx.get(f"{url}/agents/{agent_id['agent']['id']}").text
+        assert "gemma-3-270m" in html and 'class="state-listed"' in html
