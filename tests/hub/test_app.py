@@ -61,6 +61,9 @@ def test_publish_returns_at_once_then_the_hubs_gate_lists_it(hub_server: HubUnde
     body = httpx.get(f"{hub_server.url}/v1/agents/{agent_id}").content
     spec = parse_spec(json.loads(body))
     assert spec.id == agent_id  # the exact bytes hash to the id
+    checks = httpx.get(f"{hub_server.url}/v1/agents/{agent_id}/validations").json()
+    assert checks["hub"] == hub_server.hub.identity.key_id
+    assert [(v["model"], v["passed"], v["total"]) for v in checks["items"]] == [("upper", 5, 5)]
     record = httpx.get(f"{hub_server.url}/v1/agents/{agent_id}/record").content
     SignedRecord.model_validate_json(record).verify()
     listing = httpx.get(hub_server.url + "/v1/agents").json()

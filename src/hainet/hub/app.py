@@ -180,6 +180,19 @@ class Shared(_Out):
     hardware_class: str
 
 
+class Validation(_Out):
+    model: str = Field(description="The hub's gate model.")
+    success_rate: float
+    passed: int
+    total: int
+    at: str
+
+
+class Validations(_Out):
+    hub: str = Field(description="Key id of the hub that ran them (this one).")
+    items: list[Validation]
+
+
 class Problem(_Out):
     detail: str
 
@@ -315,6 +328,11 @@ def create_app(
     def status(agent_id: str) -> dict[str, Any]:
         """The agent's listing and its gate state (pending, listed, refused)."""
         return hub.item(hub.publication(agent_id))
+
+    @app.get("/v1/agents/{agent_id}/validations", response_model=Validations, responses=_ERRORS)
+    def validations(agent_id: str) -> dict[str, Any]:
+        """This hub's own gate runs of the agent (its model, rate, passed cases)."""
+        return {"hub": hub.identity.key_id, "items": hub.gate_reports(agent_id)}
 
     @app.get("/v1/names/{name}/versions", response_model=Listing, responses=_ERRORS)
     def versions(name: str) -> dict[str, Any]:
