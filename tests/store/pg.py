@@ -64,3 +64,20 @@ def postgres_server() -> Iterator[str]:
             capture_output=True,
         )
         shutil.rmtree(root, ignore_errors=True)
+
+
+_databases = iter(range(1, 1_000_000))
+
+
+def fresh_database(server_url: str) -> str:
+    """A new empty database on the server at ``server_url``; its URL."""
+    import sqlalchemy as sa
+
+    name = f"t{next(_databases)}_{os.getpid()}"
+    engine = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    finally:
+        engine.dispose()
+    return server_url.rsplit("/", 1)[0] + "/" + name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from hainet.store.agent_models import TestReport
 from hainet.store.agents import agent_content_hash
 from hainet.store.migrations import MIGRATIONS, applied, migrate
 from tests.agents.conftest import arithmetic_data
+from tests.store.pg import fresh_database, pg_bin, postgres_server
 
 
 def spec(**changes: Any) -> AgentSpec:
@@ -34,9 +36,31 @@ def dumped(s: AgentSpec) -> dict[str, Any]:
     return s.model_dump(mode="json")
 
 
-@pytest.fixture
-def agents(tmp_path: Path) -> AgentStore:
-    return AgentStore(Store(f"sqlite:///{tmp_path / 'h.db'}"))
+@pytest.fixture(scope="module")
+def pg_server() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+_ON_PG = pytest.param(
+    "postgresql",
+    marks=[
+        pytest.mark.postgres,
+        pytest.mark.skipif(pg_bin() is None, reason="PostgreSQL binaries missing"),
+    ],
+)
+
+
+@pytest.fixture(params=["sqlite", _ON_PG])
+def agents(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[AgentStore]:
+    """The agent store on SQLite and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'h.db'}"
+    else:
+        url = fresh_database(request.getfixturevalue("pg_server"))
+    store = Store(url)
+    yield AgentStore(store)
+    store.close()
 
 
 @pytest.mark.parametrize(
@@ -90,7 +114,11 @@ def test_a_row_altered_behind_the_stores_back_is_reported(agents: AgentStore) ->
     s = spec()
     agents.add(dumped(s))
     with agents.store.engine.begin() as conn:
-        conn.execute(sa.text("UPDATE agents SET spec = json_set(spec, '$.purpose', 'Steal keys.')"))
+        if agents.store.is_sqlite:
+            sql = "UPDATE agents SET spec = json_set(spec, '$.purpose', 'Steal keys.')"
+        else:
+            sql = "UPDATE agents SET spec = jsonb_set(spec::jsonb, '{purpose}', '\"Steal keys.\"')::json"
+        conn.execute(sa.text(sql))
     with pytest.raises(StoreError, match=r"agent echo 1.0.0 .*content hash mismatch"):
         agents.get(s.id)
     with pytest.raises(StoreError, match="content hash mismatch"):
