@@ -11,7 +11,7 @@ same as their parent.  Evaluation is the real ``Evolver`` (``test_agent`` throug
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from hainet.hyper.control import Controls, Policy
 from hainet.hyper.procedure import MetaProcedure
 from hainet.store import Store
 from hainet.types import Request
+from tests.store.pg import fresh_database, pg_bin, postgres_server
 
 LEVELS = 8
 PER_LEVEL = 4
@@ -128,9 +129,31 @@ def make_controls(db_url: str | None = None, **policy: Any) -> tuple[Controls, E
 TRAIN = cases("tr", 30, offset=100)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(f"sqlite:///{tmp_path / 'hyper.db'}")
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+_ON_PG = pytest.param(
+    "postgresql",
+    marks=[
+        pytest.mark.postgres,
+        pytest.mark.skipif(pg_bin() is None, reason="PostgreSQL binaries missing"),
+    ],
+)
+
+
+@pytest.fixture(params=["sqlite", _ON_PG])
+def store(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Store]:
+    """The hyper store on SQLite and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'hyper.db'}"
+    else:
+        url = fresh_database(request.getfixturevalue("pg_server"))
+    store = Store(url)
+    yield store
+    store.close()
 
 
 @pytest.fixture
