@@ -141,3 +141,22 @@ def test_the_checked_in_openapi_document_is_current(hub_server: HubUnderTest) ->
     assert checked_in == served, "regenerate: python -m tests.hub.openapi"
     digest = hashlib.sha256(OPENAPI_FILE.read_bytes()).hexdigest()
     assert digest  # the file exists and is read whole
+
+
+def test_concurrent_searches_while_agents_are_listed(hub_server: HubUnderTest) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    me = Identity.generate()
+    ids = [post(hub_server.url, signed(me, name=f"shout{i}")).json()["id"] for i in range(4)]
+
+    def search(_: int) -> int:
+        resp = httpx.get(hub_server.url + "/v1/agents", params={"q": "capital letters"})
+        return resp.status_code
+
+    with ThreadPoolExecutor(6) as pool:
+        codes = list(pool.map(search, range(60)))
+    assert set(codes) == {200}
+    for agent_id in ids:
+        assert listed(hub_server, agent_id)["state"] == "listed"
+    hits = httpx.get(hub_server.url + "/v1/agents", params={"q": "capital letters"}).json()
+    assert sorted(h["id"] for h in hits["items"]) == sorted(ids)

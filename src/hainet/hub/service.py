@@ -16,6 +16,7 @@ becomes ``listed`` or ``refused`` with the measured rate.  Publications still
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -99,6 +100,9 @@ class Hub:
         self.market = market
         self.ledger = Ledger(market.store)
         self.shares = ShareStore(market.store)
+        # The search index refreshes its in-memory matrix inside search(); the app
+        # calls search from its thread pool, so one search runs at a time.
+        self._search_lock = threading.Lock()
         self.identity = identity
         self.gate_runner = gate_runner
         self.threshold = threshold
@@ -166,7 +170,9 @@ class Hub:
         if not 1 <= top <= MAX_PAGE:
             raise ValidationError(f"top must be 1 to {MAX_PAGE}, got {top}")
         out = []
-        for hit in self.market.search(query, threshold=threshold, top=top):
+        with self._search_lock:
+            hits = self.market.search(query, threshold=threshold, top=top)
+        for hit in hits:
             pub = self.ledger.publication(hit.agent_id)
             if pub is not None and pub.state == "listed":
                 out.append(self.item(pub) | hit.to_dict())
