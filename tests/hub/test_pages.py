@@ -97,6 +97,7 @@ def test_chromium_searches_and_opens_an_agents_page(
     assert "very loud" in page and 'class="state-listed"' in page
     board = chromium(tmp_path, "--dump-dom", hub_server.url + "/leaderboard")
     assert "Xeon / 2 cores / 16GiB / no gpu" in board and "38.50" in board
+    assert re.search(r'<img class="chart" src="data:image/png;base64,[A-Za-z0-9+/=]{200,}"', board)
     about = chromium(tmp_path, "--dump-dom", hub_server.url + "/hub")
     assert hub_server.hub.identity.key_id in about
     shot = tmp_path / "agent.png"

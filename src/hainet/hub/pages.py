@@ -14,6 +14,7 @@ from fastapi import FastAPI, Query
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader
 
+from hainet.hub.charts import decode_chart
 from hainet.hub.service import API_VERSION, Hub, NotFound
 
 __all__ = ["add_pages"]
@@ -71,7 +72,8 @@ def add_pages(app: FastAPI, hub: Hub) -> None:
             by_hw.setdefault(group["hardware_class"], []).append(group)
         for groups in by_hw.values():
             groups.sort(key=lambda g: -((g["figures"]["decode_tps"] or {}).get("median") or 0))
-        return _render("leaderboard.html.j2", by_hardware=sorted(by_hw.items()))
+        sections = [(hw, groups, decode_chart(groups)) for hw, groups in sorted(by_hw.items())]
+        return _render("leaderboard.html.j2", by_hardware=sections)
 
     @app.get("/hub", response_class=HTMLResponse, include_in_schema=False)
     def hub_page() -> HTMLResponse:
