@@ -435,6 +435,35 @@ def m010_hub_shares(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def m011_hub_names(conn: Connection) -> None:
+    # Names are first-come per hub: the first key to publish a name owns it there,
+    # and only that key may publish further versions of it (hub/service.py).  The
+    # owner is claimed in the publication's own transaction; a hub that already holds
+    # publications gives each name to the signer of its earliest one.
+    md = sa.MetaData()
+    names = sa.Table(
+        "hub_names",
+        md,
+        sa.Column("name", sa.String(200), primary_key=True),
+        sa.Column("owner", sa.String(64), nullable=False),
+        sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    md.create_all(conn)
+    pubs = sa.table(
+        "hub_publications", sa.column("name"), sa.column("signer"), sa.column("created_at")
+    )
+    first: dict[str, tuple[str, datetime]] = {}
+    rows = conn.execute(
+        sa.select(pubs.c.name, pubs.c.signer, pubs.c.created_at).order_by(
+            pubs.c.created_at, pubs.c.signer
+        )
+    )
+    for name, signer, created_at in rows:
+        first.setdefault(name, (signer, created_at))
+    for name, (owner, at) in first.items():
+        conn.execute(sa.insert(names).values(name=name, owner=owner, claimed_at=at))
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_runs_and_results", m001_runs_and_results),
     ("002_index_runs_by_time", m002_index_runs_by_time),
@@ -446,6 +475,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("008_net_ledger", m008_net_ledger),
     ("009_net_provenance", m009_net_provenance),
     ("010_hub_shares", m010_hub_shares),
+    ("011_hub_names", m011_hub_names),
 ]
 
 
