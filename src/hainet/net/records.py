@@ -28,6 +28,12 @@ Domains (``DOMAINS``)::
                      "rating_signature", "expires_at"}      subject: agent id
     result.share    {"subject", ..., "expires_at"}          subject: payload subject
     hub.hello       {"subject", ..., "expires_at"}          subject: payload subject
+    dht.value       {"key", "value", "expires_at", "pow"}   subject: payload key
+
+A ``dht.value`` record is one pointer in the DHT (:mod:`hainet.net.dht`): ``value`` a
+JSON object, ``pow`` the signer's proof of work (checked by the DHT at its own
+difficulty), the whole record small enough that a store request fits in one
+rpcudp datagram (8 KiB).
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ from hainet.store.ledger import Ledger
 __all__ = [
     "AGENT_PUBLISH",
     "AGENT_RATING",
+    "DHT_VALUE",
     "DOMAINS",
     "HUB_HELLO",
     "MAX_RECORD_BYTES",
@@ -66,6 +73,7 @@ AGENT_PUBLISH = "agent.publish"
 AGENT_RATING = "agent.rating"
 RESULT_SHARE = "result.share"
 HUB_HELLO = "hub.hello"
+DHT_VALUE = "dht.value"
 DAY = 86_400
 RECORD_DEPTH = 48
 """Deepest nesting of a record: a spec's own limit (hainet.inputs, 64) minus nothing a
@@ -95,6 +103,9 @@ DOMAINS: dict[str, Domain] = {
         Domain(AGENT_RATING, max_bytes=8 * KiB, expires=True, max_ttl=400 * DAY),
         Domain(RESULT_SHARE, max_bytes=64 * KiB, expires=True, max_ttl=400 * DAY),
         Domain(HUB_HELLO, max_bytes=8 * KiB, expires=True, max_ttl=30 * DAY),
+        # rpcudp refuses a request over 8192 bytes; a store request is the record
+        # plus about 70 bytes of msgpack framing, method name and two 20-byte ids.
+        Domain(DHT_VALUE, max_bytes=8 * KiB - 256, expires=True, max_ttl=7 * DAY),
     )
 }
 MAX_RECORD_BYTES = max(d.max_bytes for d in DOMAINS.values())
@@ -170,10 +181,22 @@ def _spec(rec: SignedRecord, who: str) -> AgentSpec:
     return spec
 
 
+def _dht_value(rec: SignedRecord, who: str) -> None:
+    if set(rec.payload) != {"key", "value", "expires_at", "pow"}:
+        raise ValidationError(
+            f"{who}: a dht.value payload is exactly {{'key', 'value', 'expires_at', 'pow'}}"
+        )
+    if not isinstance(rec.payload["value"], dict):
+        raise ValidationError(f"{who}: payload.value must be a JSON object")
+    pow_nonce = rec.payload["pow"]
+    if isinstance(pow_nonce, bool) or not isinstance(pow_nonce, int) or pow_nonce < 0:
+        raise ValidationError(f"{who}: payload.pow must be a non-negative integer")
+
+
 def _subject(rec: SignedRecord, spec: AgentSpec | None, who: str) -> str:
     if spec is not None:
         return spec.name
-    key = "agent_id" if rec.domain == AGENT_RATING else "subject"
+    key = {AGENT_RATING: "agent_id", DHT_VALUE: "key"}.get(rec.domain, "subject")
     subject = rec.payload.get(key)
     if not isinstance(subject, str) or not 0 < len(subject) <= 256:
         raise ValidationError(f"{who}: payload.{key} must be a string of 1 to 256 characters")
@@ -199,6 +222,8 @@ def check_record(
     rec.verify()
     _expiry(rec, rule, time.time() if now is None else now, who)
     spec = _spec(rec, who) if rec.domain == AGENT_PUBLISH else None
+    if rec.domain == DHT_VALUE:
+        _dht_value(rec, who)
     subject = _subject(rec, spec, who)
     highest = None if ledger is None else ledger.highest(rec.key_id, rec.domain, subject)
     if highest is not None and rec.seq <= highest:
