@@ -29,11 +29,19 @@ Domains (``DOMAINS``)::
     result.share    {"subject", ..., "expires_at"}          subject: payload subject
     hub.hello       {"subject", ..., "expires_at"}          subject: payload subject
     dht.value       {"key", "value", "expires_at", "pow"}   subject: payload key
+    agent.validation {"spec_id", "epoch", "origin",
+                     "success_rate", ..., "expires_at"}     subject: spec id
 
 A ``dht.value`` record is one pointer in the DHT (:mod:`hainet.net.dht`): ``value`` a
 JSON object, ``pow`` the signer's proof of work (checked by the DHT at its own
 difficulty), the whole record small enough that a store request fits in one
 rpcudp datagram (8 KiB).
+
+An ``agent.validation`` record is one hub's gate run of another hub's agent
+(community validation); its content is read by
+:class:`hainet.net.validation.ValidationPayload` (unknown fields refused, the rate
+equal to passed/total).  It is at most 4 KiB, so that, wrapped whole in a
+``dht.value`` record, it still fits in one datagram.
 """
 
 from __future__ import annotations
@@ -54,6 +62,7 @@ from hainet.store.ledger import Ledger
 __all__ = [
     "AGENT_PUBLISH",
     "AGENT_RATING",
+    "AGENT_VALIDATION",
     "DHT_VALUE",
     "DOMAINS",
     "HUB_HELLO",
@@ -73,6 +82,7 @@ AGENT_PUBLISH = "agent.publish"
 AGENT_RATING = "agent.rating"
 RESULT_SHARE = "result.share"
 HUB_HELLO = "hub.hello"
+AGENT_VALIDATION = "agent.validation"
 DHT_VALUE = "dht.value"
 DAY = 86_400
 RECORD_DEPTH = 48
@@ -103,6 +113,7 @@ DOMAINS: dict[str, Domain] = {
         Domain(AGENT_RATING, max_bytes=8 * KiB, expires=True, max_ttl=400 * DAY),
         Domain(RESULT_SHARE, max_bytes=64 * KiB, expires=True, max_ttl=400 * DAY),
         Domain(HUB_HELLO, max_bytes=8 * KiB, expires=True, max_ttl=30 * DAY),
+        Domain(AGENT_VALIDATION, max_bytes=4 * KiB, expires=True, max_ttl=31 * DAY),
         # rpcudp refuses a request over 8192 bytes; a store request is the record
         # plus about 70 bytes of msgpack framing, method name and two 20-byte ids.
         Domain(DHT_VALUE, max_bytes=8 * KiB - 256, expires=True, max_ttl=7 * DAY),
@@ -196,7 +207,8 @@ def _dht_value(rec: SignedRecord, who: str) -> None:
 def _subject(rec: SignedRecord, spec: AgentSpec | None, who: str) -> str:
     if spec is not None:
         return spec.name
-    key = {AGENT_RATING: "agent_id", DHT_VALUE: "key"}.get(rec.domain, "subject")
+    keys = {AGENT_RATING: "agent_id", DHT_VALUE: "key", AGENT_VALIDATION: "spec_id"}
+    key = keys.get(rec.domain, "subject")
     subject = rec.payload.get(key)
     if not isinstance(subject, str) or not 0 < len(subject) <= 256:
         raise ValidationError(f"{who}: payload.{key} must be a string of 1 to 256 characters")
