@@ -464,6 +464,41 @@ def m011_hub_names(conn: Connection) -> None:
         conn.execute(sa.insert(names).values(name=name, owner=owner, claimed_at=at))
 
 
+
+def m012_net_validations(conn: Connection) -> None:
+    # Community validation (net/validation.py, hub/validation.py): the signed
+    # agent.validation records a hub made or collected, one per (signer, spec id),
+    # the highest seq kept; and the rounds this hub announced as the origin, with
+    # the validator set it recomputed then (a set member that died still counts as
+    # missing, never silently replaced).
+    md = sa.MetaData()
+    sa.Table(
+        "net_validations",
+        md,
+        sa.Column("signer", sa.String(64), primary_key=True),
+        sa.Column("spec_id", sa.String(64), primary_key=True),
+        sa.Column("epoch", sa.BigInteger, nullable=False),
+        sa.Column("origin", sa.String(64), nullable=False),
+        sa.Column("seq", sa.BigInteger, nullable=False),
+        sa.Column("success_rate", sa.Float, nullable=False),
+        sa.Column("record", sa.Text, nullable=False),
+        sa.Column("expires_at", sa.BigInteger, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    sa.Table(
+        "net_validation_rounds",
+        md,
+        sa.Column("spec_id", sa.String(64), primary_key=True),
+        sa.Column("epoch", sa.BigInteger, nullable=False),
+        sa.Column("origin", sa.String(64), nullable=False),
+        sa.Column("validators", sa.Text, nullable=False),
+        sa.Column("requests", sa.Text, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    md.create_all(conn)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_runs_and_results", m001_runs_and_results),
     ("002_index_runs_by_time", m002_index_runs_by_time),
@@ -476,6 +511,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("009_net_provenance", m009_net_provenance),
     ("010_hub_shares", m010_hub_shares),
     ("011_hub_names", m011_hub_names),
+    ("012_net_validations", m012_net_validations),
 ]
 
 
