@@ -464,7 +464,6 @@ def m011_hub_names(conn: Connection) -> None:
         conn.execute(sa.insert(names).values(name=name, owner=owner, claimed_at=at))
 
 
-
 def m012_net_validations(conn: Connection) -> None:
     # Community validation (net/validation.py, hub/validation.py): the signed
     # agent.validation records a hub made or collected, one per (signer, spec id),
