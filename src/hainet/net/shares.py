@@ -28,8 +28,16 @@ from pydantic import ValidationError as PydanticValidationError
 
 from hainet.errors import ValidationError
 from hainet.store.models import Run
+from hainet.store.records import Hardware
 
-__all__ = ["SHARE_TTL", "HardwareClass", "SharedResult", "aggregate", "share_payload"]
+__all__ = [
+    "SHARE_TTL",
+    "HardwareClass",
+    "SharedResult",
+    "aggregate",
+    "hardware_class",
+    "share_payload",
+]
 
 SHARE_TTL = 365 * 86_400
 _UUID = re.compile(r"\s*\(UUID:[^)]*\)")
@@ -88,6 +96,15 @@ def _ram_bucket(ram_mb: int | None) -> int | None:
     return 1 << int(math.log2(ram_mb / 1024))
 
 
+def hardware_class(hw: Hardware) -> HardwareClass:
+    """The class of a machine as a share states it (``pooling`` compares the user's
+    own machine with the network's the same way)."""
+    gpus = [_UUID.sub("", _GPU_INDEX.sub("", g)).strip()[:200] for g in hw.gpus]
+    return HardwareClass(
+        cpu=hw.cpu, cores=hw.cores_logical, ram_gib=_ram_bucket(hw.ram_mb), gpus=gpus
+    )
+
+
 def _model_key(run: Run) -> str:
     m = run.model
     if m.sha256:
@@ -110,8 +127,6 @@ def share_payload(run: Run, *, now: float | None = None) -> dict[str, Any]:
     """What ``hainet results share`` signs for ``run`` (see the module docstring)."""
     if run.status != "completed":
         raise ValidationError(f"run {run.id[:12]} is {run.status}; only completed runs are shared")
-    hw = run.hardware
-    gpus = [_UUID.sub("", _GPU_INDEX.sub("", g)).strip()[:200] for g in hw.gpus]
     s = run.summary
     shared = SharedResult(
         subject=hashlib.sha256(run.id.encode()).hexdigest(),
@@ -126,9 +141,7 @@ def share_payload(run: Run, *, now: float | None = None) -> dict[str, Any]:
         prefill_tps=s.prefill_tps,
         decode_tps=s.decode_tps,
         peak_rss_mb=run.peak_rss_mb,
-        hardware=HardwareClass(
-            cpu=hw.cpu, cores=hw.cores_logical, ram_gib=_ram_bucket(hw.ram_mb), gpus=gpus
-        ),
+        hardware=hardware_class(run.hardware),
         day=run.created_at.date().isoformat(),
         expires_at=int(time.time() if now is None else now) + SHARE_TTL,
     )

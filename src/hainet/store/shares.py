@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from hainet.store.db import Store
 from hainet.store.ledger import claim_seq
 
-__all__ = ["ShareRow", "ShareStore"]
+__all__ = ["RecordRow", "ShareRow", "ShareStore"]
 
 _md = sa.MetaData()
 shares = sa.Table(
@@ -35,6 +35,13 @@ class ShareRow(NamedTuple):
     signer: str
     payload: str
     """The signed payload's canonical JSON."""
+
+
+class RecordRow(NamedTuple):
+    signer: str
+    subject: str
+    record: str
+    """The signed record exactly as the hub received it."""
 
 
 class ShareStore:
@@ -90,3 +97,44 @@ class ShareStore:
             query = query.where(shares.c.model == model)
         with self.store._guard("read shared results"), self.store._read() as conn:
             return [ShareRow(r[0], r[1]) for r in conn.execute(query)]
+
+    def records(
+        self,
+        *,
+        model: str,
+        after: tuple[str, str] | None = None,
+        limit: int = 50,
+        now: float | None = None,
+    ) -> list[RecordRow]:
+        """Unexpired shares of ``model`` as received, by (signer, subject), from
+        after the ``after`` key (a page's last)."""
+        now_s = int(time.time() if now is None else now)
+        query = (
+            sa.select(shares.c.signer, shares.c.subject, shares.c.record)
+            .where(shares.c.model == model, shares.c.expires_at > now_s)
+            .order_by(shares.c.signer, shares.c.subject)
+            .limit(limit)
+        )
+        if after is not None:
+            signer, subject = after
+            query = query.where(
+                sa.or_(
+                    shares.c.signer > signer,
+                    sa.and_(shares.c.signer == signer, shares.c.subject > subject),
+                )
+            )
+        with self.store._guard("read shared records"), self.store._read() as conn:
+            return [RecordRow(r[0], r[1], r[2]) for r in conn.execute(query)]
+
+    def models(self, *, now: float | None = None, limit: int = 10_000) -> list[str]:
+        """The distinct models of unexpired shares (what a hub announces it holds)."""
+        now_s = int(time.time() if now is None else now)
+        query = (
+            sa.select(shares.c.model)
+            .where(shares.c.expires_at > now_s)
+            .distinct()
+            .order_by(shares.c.model)
+            .limit(limit)
+        )
+        with self.store._guard("list shared models"), self.store._read() as conn:
+            return [str(r[0]) for r in conn.execute(query)]
