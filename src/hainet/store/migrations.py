@@ -450,7 +450,10 @@ def m011_hub_names(conn: Connection) -> None:
     )
     md.create_all(conn)
     pubs = sa.table(
-        "hub_publications", sa.column("name"), sa.column("signer"), sa.column("created_at")
+        "hub_publications",
+        sa.column("name", sa.String),
+        sa.column("signer", sa.String),
+        sa.column("created_at", sa.DateTime(timezone=True)),
     )
     first: dict[str, tuple[str, datetime]] = {}
     rows = conn.execute(
