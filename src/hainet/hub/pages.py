@@ -16,6 +16,7 @@ from jinja2 import Environment, PackageLoader
 
 from hainet.hub.charts import decode_chart
 from hainet.hub.service import API_VERSION, Hub, NotFound
+from hainet.hub.validation import network_status
 
 __all__ = ["add_pages"]
 
@@ -63,6 +64,7 @@ def add_pages(app: FastAPI, hub: Hub) -> None:
             compat=hub.market.matrix(pub.agent_id),
             ratings=hub.ratings(pub.agent_id),
             spec_text=spec_text,
+            network=network_status(hub, pub.agent_id),
         )
 
     @app.get("/leaderboard", response_class=HTMLResponse, include_in_schema=False)
