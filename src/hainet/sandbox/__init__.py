@@ -14,7 +14,8 @@ Layers, outermost first; each one was measured to work on the project's machines
 
 1. process: an empty environment, a new session, a wall-clock timeout that kills the
    whole tree, stdout and stderr capped (256 KiB each by default) with the run killed
-   at the first byte past the cap (``_process``);
+   at the first byte past the cap, or the rest discarded while it goes on
+   (``Limits.output_overflow="cut"``) (``_process``);
 2. rlimits set by ``prlimit`` (util-linux) before anything else runs: address space,
    CPU seconds, file size, open files, no core dumps, and a process count that
    means something because each run has a fresh unprivileged uid of its own

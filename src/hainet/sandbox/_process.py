@@ -2,7 +2,8 @@
 
 The reading loop is the part that has to be right: stdout and stderr are read as they
 come (a full pipe would otherwise stall the code and look like a timeout), each is
-capped and one byte past the cap kills the run, and the wall clock kills it too.
+capped and one byte past the cap kills the run (or, with ``cut_output``, is discarded
+while the run goes on), and the wall clock kills it too.
 The end of the run is the *process* exiting, seen through a pidfd, not the pipes
 closing: a background child holding stdout must not keep a run alive.  After the
 exit, ``on_exit`` kills what is left (the uid sweep), then the pipes are drained.
@@ -37,6 +38,8 @@ class Launch:
     """Switch to this uid and gid (and no supplementary groups) before exec."""
     timeout: float
     max_output: int
+    cut_output: bool = False
+    """Past ``max_output``, discard stdout and stderr instead of killing the run."""
     stdin: bytes | None = None
     pass_fds: tuple[int, ...] = ()
     close_after_spawn: tuple[int, ...] = ()
@@ -225,8 +228,9 @@ class _Reader:
         buf += chunk[:room]
         if len(chunk) > room:
             self.truncated = True
-            if not self.overflowed:
+            cut = self.launch.cut_output and self.names[fd] in ("stdout", "stderr")
+            if not self.overflowed and not cut:
                 self.overflowed = True
                 self._kill()
             # Keep draining (and discarding) so the writers are not blocked while
-            # they die; the cap already holds.
+            # they die, or, when cutting, while they go on; the cap already holds.

@@ -40,7 +40,11 @@ class Limits:
     tmp_mb: int = 64
     """Size of the writable ``/tmp`` (the only writable place), in MiB."""
     max_output: int = 256 * 1024
-    """Bytes kept of stdout and of stderr each; one byte more kills the run."""
+    """Bytes kept of stdout and of stderr each."""
+    output_overflow: Literal["kill", "cut"] = "kill"
+    """Past ``max_output``: ``kill`` stops the run at the first byte more
+    (``killed_by="output"``); ``cut`` keeps the first ``max_output`` bytes, discards
+    the rest as it comes and lets the run go on (``truncated=True``)."""
 
     def __post_init__(self) -> None:
         if not self.timeout > 0:
@@ -52,6 +56,8 @@ class Limits:
         for name in ("max_processes", "max_open_files", "max_file_mb", "tmp_mb", "max_output"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.output_overflow not in ("kill", "cut"):
+            raise ValueError("output_overflow must be 'kill' or 'cut'")
         if self.max_open_files < 16:
             raise ValueError("max_open_files below 16 cannot start the interpreter")
 
@@ -71,7 +77,8 @@ class SandboxResult:
     stdout: str
     stderr: str
     truncated: bool
-    """stdout or stderr went past ``Limits.max_output`` and was cut there."""
+    """stdout or stderr went past ``Limits.max_output`` and was cut there (and the run
+    killed, unless ``Limits.output_overflow`` is ``cut``)."""
     killed_by: KilledBy | None
     """Why the run was stopped, or None if the code ended on its own.  ``timeout``,
     ``output`` and ``cpu`` come from what the host observed; ``memory`` is read from

@@ -284,6 +284,7 @@ class Sandbox:
                     uid=uid,
                     timeout=lim.timeout,
                     max_output=lim.max_output,
+                    cut_output=lim.output_overflow == "cut",
                     stdin=stdin,
                     pass_fds=tuple(passed),
                     close_after_spawn=tuple(handed),

