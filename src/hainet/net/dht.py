@@ -290,7 +290,7 @@ class DhtNode:
         payload = {
             "key": key,
             "value": value,
-            "expires_at": int(time.time() + ttl),
+            "expires_at": math.ceil(time.time() + ttl),  # never sooner than asked
             "pow": self.pow_nonce,
         }
         record = SignedRecord.create(self.identity, DHT_VALUE, payload, seq)
