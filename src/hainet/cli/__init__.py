@@ -7,30 +7,173 @@ into a one-line message on stderr and a non-zero exit code.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from difflib import get_close_matches
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from hainet.cli import agents as _agents
-from hainet.cli import agents_create as _agents_create
-from hainet.cli import agents_evolve as _agents_evolve
-from hainet.cli import agents_hub as _agents_hub
-from hainet.cli import bench as _bench
-from hainet.cli import hub as _hub
-from hainet.cli import hyper as _hyper
-from hainet.cli import models as _models
-from hainet.cli import report as _report
-from hainet.cli import results as _results
-from hainet.cli import runs as _runs
-from hainet.cli import sandbox as _sandbox
-from hainet.cli import select as _select
+# typer 0.29 vendors its own click (pinned in pyproject): its group API takes these types.
+from typer import _click as click
+from typer.core import TyperCommand, TyperGroup
+
 from hainet.cli._common import DbOption, GlobalOptions, HomeOption, err_console
 from hainet.errors import HainetError
 
-__all__ = ["app", "main"]
+__all__ = ["COMMANDS", "app", "main"]
+
+
+@dataclass(frozen=True)
+class Lazy:
+    """A command whose module is imported only when it runs (or its own help is asked
+    for): `hainet bench` never imports the report's matplotlib or the agents' rooms."""
+
+    load: Callable[[], typer.Typer | Callable[..., Any]]
+    help: str  # the one line `hainet --help` shows; a test keeps it equal to the command's
+
+
+def _bench() -> Callable[..., Any]:
+    from hainet.cli.bench import bench
+
+    return bench
+
+
+def _select() -> Callable[..., Any]:
+    from hainet.cli.select import select
+
+    return select
+
+
+def _report() -> Callable[..., Any]:
+    from hainet.cli.report import report
+
+    return report
+
+
+def _models() -> typer.Typer:
+    from hainet.cli.models import app
+
+    return app
+
+
+def _runs() -> typer.Typer:
+    from hainet.cli.runs import app
+
+    return app
+
+
+def _sandbox() -> typer.Typer:
+    from hainet.cli.sandbox import app
+
+    return app
+
+
+def _agents() -> typer.Typer:
+    from hainet.cli import agents, agents_create, agents_evolve, agents_hub
+
+    if not getattr(agents.app, "_hainet_assembled", False):
+        agents.app.command("create")(agents_create.create)
+        agents.app.command("evolve")(agents_evolve.evolve)
+        agents.app.command("cross")(agents_evolve.cross)
+        agents.app.command("push")(agents_hub.push)
+        agents.app.command("pull")(agents_hub.pull)
+        agents.app._hainet_assembled = True  # type: ignore[attr-defined]
+    return agents.app
+
+
+def _hyper() -> typer.Typer:
+    from hainet.cli.hyper import app
+
+    return app
+
+
+def _hub() -> typer.Typer:
+    from hainet.cli.hub import app
+
+    return app
+
+
+def _results() -> typer.Typer:
+    from hainet.cli.results import app
+
+    return app
+
+
+# In the order `hainet --help` lists them.
+COMMANDS: dict[str, Lazy] = {
+    "bench": Lazy(
+        _bench,
+        "Run capability suites on models and configurations; store speed, memory and scores.",
+    ),
+    "select": Lazy(
+        _select, "Recommend a stored model configuration (reads measurements, runs nothing)."
+    ),
+    "report": Lazy(_report, "Write charts (PNG), analysis.json and a self-contained report.html."),
+    "models": Lazy(_models, "Known models: the bundled one and yours."),
+    "runs": Lazy(_runs, "Stored runs."),
+    "sandbox": Lazy(_sandbox, "The sandbox for untrusted code."),
+    "agents": Lazy(_agents, "Agents: validate, run, test, publish, discover, rate."),
+    "hyper": Lazy(_hyper, "Self-improving agents (HyperAgents)."),
+    "hub": Lazy(_hub, "Run a hub where agents are shared as signed records."),
+    "results": Lazy(_results, "Share bench results with a hub."),
+}
+
+
+def load_command(name: str) -> click.Command:
+    """The click command ``name`` of :data:`COMMANDS`, its module imported now."""
+    target = COMMANDS[name].load()
+    command: click.Command
+    if isinstance(target, typer.Typer):
+        command = typer.main.get_group(target)
+    else:
+        single = typer.Typer(add_completion=False)
+        single.command(name)(target)
+        command = typer.main.get_command(single)
+    command.name = name
+    return command
+
+
+class _LazyGroup(TyperGroup):
+    _help_only = False
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        loaded = super().list_commands(ctx)
+        return [*COMMANDS, *(n for n in loaded if n not in COMMANDS)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None or cmd_name not in COMMANDS:
+            return command
+        if self._help_only:  # the list in `hainet --help`: name and one line, no import
+            return TyperCommand(cmd_name, help=COMMANDS[cmd_name].help)
+        loaded = load_command(cmd_name)
+        self.add_command(loaded, cmd_name)
+        return loaded
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self._help_only = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._help_only = False
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in self.commands and args[0] not in COMMANDS:
+            # typer suggests among the commands already loaded; offer every one
+            matches = get_close_matches(args[0], self.list_commands(ctx))
+            if matches and not ctx.resilient_parsing:
+                hint = ", ".join(repr(m) for m in matches)
+                ctx.fail(f"No such command {args[0]!r}. Did you mean {hint}?")
+        return super().resolve_command(ctx, args)
+
 
 app = typer.Typer(
     name="hainet",
+    cls=_LazyGroup,
     help="Test, compare and select LLMs on your own hardware.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -42,22 +185,6 @@ app = typer.Typer(
 def _root(ctx: typer.Context, home: Path | None = HomeOption, db: str | None = DbOption) -> None:
     ctx.obj = GlobalOptions(home=home, db=db)
 
-
-app.command("bench")(_bench.bench)
-app.command("select")(_select.select)
-app.command("report")(_report.report)
-app.add_typer(_models.app, name="models")
-app.add_typer(_runs.app, name="runs")
-app.add_typer(_sandbox.app, name="sandbox")
-app.add_typer(_agents.app, name="agents")
-app.add_typer(_hyper.app, name="hyper")
-app.add_typer(_hub.app, name="hub")
-app.add_typer(_results.app, name="results")
-_agents.app.command("create")(_agents_create.create)
-_agents.app.command("evolve")(_agents_evolve.evolve)
-_agents.app.command("cross")(_agents_evolve.cross)
-_agents.app.command("push")(_agents_hub.push)
-_agents.app.command("pull")(_agents_hub.pull)
 
 # Options that take several values: `--models A B` as well as `--models A --models B`.
 MULTI_VALUE = {

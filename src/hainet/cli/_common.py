@@ -12,13 +12,14 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
-from hainet.config import Settings, atomic_write, load_settings
-from hainet.store import Store
+if TYPE_CHECKING:  # imported where used: `hainet --help` imports neither
+    from hainet.config import Settings
+    from hainet.store import Store
 
 # Rich assumes 80 columns when output is not a terminal; the runs table needs more.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -47,11 +48,15 @@ def settings(ctx: typer.Context, **flags: Any) -> Settings:
     A sub-app invoked on its own (as tests do) has no root context, hence no
     :class:`GlobalOptions`: the environment and config.toml decide.
     """
+    from hainet.config import load_settings
+
     opts = ctx.find_object(GlobalOptions) or GlobalOptions()
     return load_settings(home=opts.home, db=opts.db, **flags)
 
 
 def open_store(cfg: Settings) -> Store:
+    from hainet.store import Store
+
     return Store(cfg.db_url)
 
 
@@ -61,6 +66,8 @@ def print_json(data: Any) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
+    from hainet.config import atomic_write
+
     atomic_write(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
