@@ -313,6 +313,22 @@ def test_a_gigabyte_printed_is_cut_at_the_cap(sandbox: Sandbox) -> None:
     assert no_processes_left(r.uid)
 
 
+def test_a_flood_is_cut_and_the_run_goes_on_when_told(sandbox: Sandbox) -> None:
+    # output_overflow="cut": the host keeps the cap and discards the rest as it
+    # comes; the run is not stopped for it, only by its own end or the clock.
+    code = (
+        "import sys\nchunk = 'x' * 65536\nfor _ in range(64):\n    sys.stdout.write(chunk)\n"
+        "sys.stdout.flush()\nsys.stderr.write('e' * 10**6)\nprint('done', file=sys.stderr)"
+    )
+    r = sandbox.run(code, limits=Limits(max_output=64 * 1024, output_overflow="cut"))
+    assert r.exit_code == 0 and r.killed_by is None and r.truncated
+    assert len(r.stdout) == 64 * 1024 and len(r.stderr) == 64 * 1024
+    flood = "import sys\nwhile True:\n    sys.stdout.write('x' * 65536)"
+    r = sandbox.run(flood, limits=Limits(timeout=1, max_output=4096, output_overflow="cut"))
+    assert r.killed_by == "timeout" and r.truncated and len(r.stdout) == 4096
+    assert no_processes_left(r.uid)
+
+
 def test_stderr_flood_is_cut_too(sandbox: Sandbox) -> None:
     r = sandbox.run("import sys\nwhile True:\n    sys.stderr.write('e' * 4096)")
     assert r.killed_by == "output" and r.truncated

@@ -131,6 +131,8 @@ def test_limits_are_validated() -> None:
         Limits(memory_mb=8)
     with pytest.raises(ValueError):
         Limits(max_processes=0)
+    with pytest.raises(ValueError, match="output_overflow"):
+        Limits(output_overflow="ignore")  # type: ignore[arg-type]
     assert Limits(timeout=2.5).cpu_limit == 3
     assert Limits(timeout=10, cpu_seconds=1).cpu_limit == 1
 
@@ -178,6 +180,15 @@ def test_call_keeps_answers_given_before_a_timeout(sandbox: Sandbox) -> None:
     assert result.outcomes[0] == CallOutcome(value=0)
     assert result.outcomes[1:] == (None, None)
     assert result.passed([0, 1, 0]) == [True, False, False]
+
+
+def test_call_answers_past_the_output_cap_when_output_is_cut(sandbox: Sandbox) -> None:
+    code = "def f(x):\n    print('x' * 100_000)\n    return x * 2"
+    cut = sandbox.call(code, "f", [[1], [2], [3]], limits=Limits(output_overflow="cut"))
+    assert cut.run.killed_by is None and cut.run.truncated
+    assert cut.passed([2, 4, 6]) == [True, True, True]
+    killed = sandbox.call(code, "f", [[1], [2], [3]])  # the default still stops it
+    assert killed.run.killed_by == "output" and killed.run.truncated
 
 
 def test_call_with_files(sandbox: Sandbox) -> None:

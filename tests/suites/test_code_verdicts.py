@@ -183,3 +183,42 @@ def test_human_evals_own_evaluator_agrees(scorer: CodeScorer, tmp_path: Path) ->
         ours = scorer.score(case(task), done(completion)).value == 1.0
         assert (name, result["passed"]) == (name, passes), result["result"]
         assert (name, ours) == (name, result["passed"])
+
+
+# Truthiness is judged from bool(value), computed in the candidate's process: what
+# it can forge there is only its own answer, and one answer for every call fails a
+# test that asserts both ways (HumanEval/52 has asserts with and without `not`).
+HOSTILE_TRUTHY = {
+    "always truthy": "    class Yes:\n        def __bool__(self):\n            return True\n"
+    "    return Yes()\n",
+    "bool patched to always True": "    import builtins\n    builtins.bool = lambda v=0: True\n"
+    "    return 0\n",
+    "reads the view it is asked for": (
+        "    import sys\n"
+        "    caller = sys.modules.get('solution')\n"
+        "    views = getattr(caller, '_HN_VIEWS', {})\n"
+        "    for name in list(views):\n"
+        "        views[name] = lambda value: True\n"
+        "    return False\n"
+    ),
+    "equals everything, truthy": "    class Eq:\n        def __eq__(self, other):\n"
+    "            return True\n    return Eq()\n",
+}
+
+
+@needs_root
+@pytest.mark.parametrize("attack", sorted(HOSTILE_TRUTHY))
+def test_forged_truthiness_scores_zero(scorer: CodeScorer, attack: str) -> None:
+    score = scorer.score(case("HumanEval/52"), done(HOSTILE_TRUTHY[attack]))
+    assert score.value == 0.0, score.explanation
+    assert score.details is not None and score.details["tests_passed"] < 6
+
+
+@needs_root
+def test_an_object_equal_to_everything_fails_an_exact_comparison(scorer: CodeScorer) -> None:
+    # HumanEval's own test would pass it (7.5 == Eq() calls Eq.__eq__); only plain
+    # data leaves the sandbox, so here it is a failure, as it should be.
+    body = "    class Eq(float):\n        def __eq__(self, other):\n            return True\n"
+    body += "    return Eq(0)\n"
+    score = scorer.score(case("HumanEval/45"), done(body))
+    assert score.value == 0.0 and "not plain data" in score.explanation
