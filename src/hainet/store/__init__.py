@@ -1,13 +1,8 @@
 """The store: runs and results in SQLite or any SQLAlchemy database."""
 
-from hainet.store.agents import (
-    AgentRecord,
-    AgentStore,
-    CompatRecord,
-    RatingRecord,
-    ReportRecord,
-    ScoreRecord,
-)
+from typing import TYPE_CHECKING
+
+from hainet._lazy import lazy_exports
 from hainet.store.db import Reuse, Store
 from hainet.store.models import (
     SCHEMA_VERSION,
@@ -25,6 +20,33 @@ from hainet.store.records import (
     RunSummary,
     StoredModel,
     StoredPlan,
+)
+
+if TYPE_CHECKING:
+    from hainet.store.agents import (
+        AgentRecord,
+        AgentStore,
+        CompatRecord,
+        RatingRecord,
+        ReportRecord,
+        ScoreRecord,
+    )
+
+# The agent tables (and numpy, for their embeddings) load when first used: `hainet
+# bench` never needs them.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        name: "hainet.store.agents"
+        for name in (
+            "AgentRecord",
+            "AgentStore",
+            "CompatRecord",
+            "RatingRecord",
+            "ReportRecord",
+            "ScoreRecord",
+        )
+    },
 )
 
 __all__ = [
