@@ -94,6 +94,24 @@ class Settings(BaseSettings):
         max_length=32,
         description="Hub URLs; the first is the default of `agents push/pull --hub`.",
     )
+    dht_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="UDP port of `hainet hub serve`'s DHT node (0: any); unset: off the network.",
+    )
+    dht_bootstrap: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="HOST:PORT of DHT nodes to join through (`hub serve`, `hainet net`).",
+    )
+    dht_ksize: int | None = Field(default=None, ge=1, le=64, description="DHT bucket size.")
+    dht_pow_bits: int | None = Field(
+        default=None, ge=0, le=32, description="Proof-of-work bits of a DHT node id."
+    )
+    dht_per_prefix: int | None = Field(
+        default=None, ge=1, le=1024, description="DHT peers per address prefix per bucket."
+    )
 
     @property
     def db_url(self) -> str:

@@ -101,6 +101,12 @@ def _results() -> typer.Typer:
     return app
 
 
+def _net() -> typer.Typer:
+    from hainet.cli.net import app
+
+    return app
+
+
 # In the order `hainet --help` lists them.
 COMMANDS: dict[str, Lazy] = {
     "bench": Lazy(
@@ -118,6 +124,7 @@ COMMANDS: dict[str, Lazy] = {
     "hyper": Lazy(_hyper, "Self-improving agents (HyperAgents)."),
     "hub": Lazy(_hub, "Run a hub where agents are shared as signed records."),
     "results": Lazy(_results, "Share bench results with a hub."),
+    "net": Lazy(_net, "Ask the network of hubs (its DHT)."),
 }
 
 

@@ -308,12 +308,22 @@ def search(
     ),
     top: int = typer.Option(10, "--top", min=1, help="How many agents."),
     hub: str | None = typer.Option(None, "--hub", help="Search this hub instead of here."),
+    network: bool = typer.Option(
+        False, "--network", help="Ask every hub the DHT names for the query's topics."
+    ),
+    bootstrap: list[str] = typer.Option([], "--bootstrap", help="With --network: HOST:PORT."),
     as_json: bool = JsonOption,
 ) -> None:
     """Find published agents: similarity above the threshold, ranked by
-    0.4 x similarity + 0.6 x score (with --hub, the hub's own search)."""
+    0.4 x similarity + 0.6 x score (with --hub, the hub's own search; with
+    --network, the hubs' merged answers, joining through --bootstrap or --hub)."""
     cfg = settings(ctx)
     threshold = cfg.search_threshold if threshold is None else threshold
+    if network:
+        from hainet.cli.net import search_network
+
+        search_network(cfg, text, threshold, top, as_json, bootstrap=bootstrap, hub=hub)
+        return
     if hub:
         from hainet.cli.agents_hub import search_hub
 
@@ -418,9 +428,13 @@ def list_agents(
 def show(
     ctx: typer.Context,
     agent: str = typer.Argument(..., help="Stored id prefix, name[@version] or spec file."),
+    hub: str | None = typer.Option(
+        None, "--hub", help="Also show the network validation this hub reports for it."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """An agent: its record, latest score breakdown, reports, ratings, compatibility."""
+    """An agent: its record, latest score breakdown, reports, ratings, compatibility
+    (with --hub, its community validation as that hub reports it)."""
     with _market(settings(ctx)) as market:
         rec = _record(market, agent)
         spec = market.spec_of(rec)
@@ -445,6 +459,12 @@ def show(
         ],
         "compatibility": cells,
     }
+    if hub:
+        from hainet.hub.client import HubClient
+
+        with HubClient(hub) as client:
+            answer = client.network(rec.id)
+        data["network"] = answer.get("verdict") if answer else None
     if as_json:
         print_json(data)
         return
@@ -476,6 +496,14 @@ def show(
         console.print(f"rated {mean:.1f}/5 by {len(ratings)} key(s)", highlight=False)
     if matrix:
         console.print(_matrix_table(cells))
+    if hub:
+        net = data["network"]
+        line = f"network ({hub}): " + (
+            f"{net['status']}: {net['reason']}" if net else "not announced by this hub"
+        )
+        console.print(line, highlight=False, soft_wrap=True)
+        for k in net["flagged"] if net else []:
+            console.print(f"  flagged validator {k[:12]}", highlight=False)
 
 
 def _matrix_table(cells: list[dict[str, Any]]) -> Table:

@@ -35,9 +35,18 @@ def select(
         None, "--analysis", help="Read profiles from an analysis JSON instead of the store."
     ),
     top: int = typer.Option(3, "--top", help="How many configurations to show."),
+    network: bool = typer.Option(
+        False,
+        "--network",
+        help="Also rank models the network tested (5+ signers) on hardware like yours.",
+    ),
+    bootstrap: list[str] = typer.Option([], "--bootstrap", help="With --network: HOST:PORT."),
+    hub: str | None = typer.Option(None, "--hub", help="With --network: join via this hub."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Recommend a stored model configuration (reads measurements, runs nothing)."""
+    """Recommend a stored model configuration (reads measurements, runs nothing).
+    With --network, models you never ran may be picked from the network's shared
+    results; the reason says so."""
     cfg = settings(ctx)
     kwargs: dict[str, Any] = {
         "task": task,
@@ -48,6 +57,12 @@ def select(
         "top": top,
         "home": cfg.home,
     }
+    if network:
+        from hainet.cli.net import network_models
+
+        with open_store(cfg) as store:  # your own runs of a model beat the network's
+            mine = {r.model.sha256 for r in store.list_runs(limit=1_000_000) if r.model.sha256}
+        kwargs["network"] = network_models(cfg, bootstrap, hub, skip=sorted(mine))
     if analysis is not None:
         answer = run_select(load_analysis(analysis), **kwargs)
     else:
@@ -61,6 +76,8 @@ def select(
         highlight=False,
     )
     console.print(answer["reason"], highlight=False, soft_wrap=True)
+    if answer.get("origin"):
+        console.print("picked from the network's measurements, not run here", highlight=False)
     if answer.get("matches"):
         console.print(
             "matched: "

@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hainet.errors import HainetError, StoreError
 from hainet.hub.limits import RateLimited, RateLimiter
+from hainet.hub.network import NetworkOptions, network_lifespan, records_router
 from hainet.hub.pages import add_pages
 from hainet.hub.service import MAX_PAGE, Conflict, Hub, NotFound
 from hainet.net.identity import SignedRecord
@@ -213,8 +214,10 @@ def create_app(
     *,
     max_body: int = MAX_RECORD_BYTES,
     address_limit: RateLimiter | None = None,
+    network: NetworkOptions | None = None,
 ) -> FastAPI:
-    """The hub as an ASGI app; the gate runs in a background task of its lifespan."""
+    """The hub as an ASGI app; the gate runs in a background task of its lifespan,
+    and with ``network`` the hub joins the DHT for its lifetime (hub/network.py)."""
     queue: asyncio.Queue[str] = asyncio.Queue()
 
     async def gate_worker() -> None:
@@ -222,6 +225,8 @@ def create_app(
             agent_id = await queue.get()
             try:
                 await hub.run_gate(agent_id)
+                if app.state.network is not None:
+                    app.state.network.poke()  # announce it if it was listed
             except Exception:  # noqa: BLE001 - one bad gate must not stop the others
                 log.exception("gate of agent %s failed; it stays pending", agent_id[:12])
             finally:
@@ -233,7 +238,8 @@ def create_app(
             queue.put_nowait(agent_id)
         task = asyncio.create_task(gate_worker())
         try:
-            yield
+            async with network_lifespan(app, hub, network):
+                yield
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -246,6 +252,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.gate_queue = queue
+    app.state.network = app.state.dht = None
     app.add_middleware(BodyLimit, max_bytes=max_body)
 
     @app.exception_handler(HainetError)
@@ -270,7 +277,9 @@ def create_app(
     def well_known() -> dict[str, Any]:
         """The hub's signed hub.hello record: key id, API version, endpoints."""
         paths = {str(getattr(r, "path", "")) for r in app.routes}
-        return hub.hello(sorted(p for p in paths if p.startswith("/v1")))
+        net = app.state.network
+        dht = None if net is None else net.address
+        return hub.hello(sorted(p for p in paths if p.startswith("/v1")), dht=dht)
 
     @app.get("/v1/agents", response_model=Listing, responses=_ERRORS)
     def list_agents(
@@ -371,6 +380,8 @@ def create_app(
         limit_address(request)
         body = await request.body()
         out: dict[str, Any] = await run_in_threadpool(hub.share, body)
+        if app.state.network is not None:
+            app.state.network.poke()  # announce model:{sha} if it is new here
         return out
 
     @app.get("/v1/results", response_model=Results, responses=_ERRORS)
@@ -380,5 +391,6 @@ def create_app(
         items = hub.results(model)
         return {"items": items, "metadata": {"next_cursor": None, "count": len(items)}}
 
+    app.include_router(records_router(hub))
     add_pages(app, hub)
     return app

@@ -206,3 +206,37 @@ class HubClient:
     def results(self, model: str | None = None) -> list[dict[str, Any]]:
         params = {"model": model} if model else {}
         return list(self._json("GET", "/v1/results", params=params)["items"])
+
+    def network(self, agent_id: str) -> dict[str, Any] | None:
+        """The community validation the hub reports for an agent (``verdict``: the
+        round it announced, with the evidence; ``own``: its own signed validation);
+        None when it has neither (or is not on the network)."""
+        try:
+            out: dict[str, Any] = self._json("GET", f"/v1/agents/{agent_id}/network")
+        except HubError as exc:
+            if "/network: 404 " in str(exc):
+                return None
+            raise
+        return out
+
+    def result_records(
+        self, model: str, *, cursor: str | None = None, limit: int = 50
+    ) -> tuple[list[str], str | None]:
+        """One page of the raw result.share records the hub holds for ``model`` (not
+        verified here: :func:`hainet.net.pooling.pool_records` checks each one), and
+        the cursor of the next page."""
+        params: dict[str, Any] = {"model": model, "limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        data = self._json("GET", "/v1/results/records", params=params)
+        where = f"hub {self.url}: GET /v1/results/records"
+        items = data.get("items") if isinstance(data, dict) else None
+        meta = data.get("metadata") if isinstance(data, dict) else None
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise HubError(f"{where}: items is not a list of records")
+        if len(items) > limit:
+            raise HubError(f"{where}: {len(items)} items, more than the {limit} asked for")
+        nxt = meta.get("next_cursor") if isinstance(meta, dict) else None
+        if nxt is not None and not (isinstance(nxt, str) and len(nxt) <= 600):
+            raise HubError(f"{where}: next_cursor is not a cursor")
+        return items, nxt

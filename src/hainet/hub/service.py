@@ -110,15 +110,18 @@ class Hub:
 
     # -- who the hub is ------------------------------------------------------------------
 
-    def hello(self, endpoints: list[str]) -> dict[str, Any]:
-        """The hub's signed ``hub.hello`` record: key id, API version, endpoints."""
+    def hello(self, endpoints: list[str], *, dht: tuple[str, int] | None = None) -> dict[str, Any]:
+        """The hub's signed ``hub.hello`` record: key id, API version, endpoints, and
+        its DHT node's UDP address when it is on the network."""
         now = int(time.time())
-        payload = {
+        payload: dict[str, Any] = {
             "subject": "hub",
             "api_version": API_VERSION,
             "endpoints": sorted(endpoints),
             "expires_at": now + 86_400,
         }
+        if dht is not None:
+            payload["dht"] = {"host": dht[0], "port": dht[1]}
         # Seconds since the epoch: a later hello always has a higher seq.
         return SignedRecord.create(self.identity, HUB_HELLO, payload, now).model_dump(mode="json")
 

@@ -35,11 +35,16 @@ class Candidate:
 
     profile: Profile
     ttft_s: float | None = None
+    origin: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+    """None: measured here.  Otherwise where the figures came from, e.g. the
+    network's medians (``{"source": "network", "signers", "hardware_class", ...}``),
+    gathered above this layer and passed in as data."""
 
     @property
     def key(self) -> tuple[Any, ...]:
         p = self.profile
-        return (p.model, p.quantization or "", p.flash_attn, p.temperature or 0.0)
+        source = "" if self.origin is None else str(self.origin.get("source", "other"))
+        return (p.model, p.quantization or "", p.flash_attn, p.temperature or 0.0, source)
 
     def config(self) -> dict[str, Any]:
         p = self.profile
@@ -59,6 +64,7 @@ class Candidate:
             "ttft_s": self.ttft_s,
             "peak_rss_mb": p.peak_rss_mb,
             "runs": list(p.runs),
+            **({} if self.origin is None else {"origin": self.origin}),
         }
 
 

@@ -56,13 +56,32 @@ def _bench_hint(terms: Iterable[str]) -> str:
 
 
 def _entry(s: Scored, reason: str) -> dict[str, Any]:
-    return {
+    entry = {
         "selected_model": s.candidate.profile.model,
         "recommended_config": s.candidate.config(),
         "score": s.score,
         "reason": reason,
         "missing": s.missing,
     }
+    if s.candidate.origin is not None:
+        entry["origin"] = s.candidate.origin
+    return entry
+
+
+def _origin_text(origin: dict[str, Any]) -> str:
+    if origin.get("source") != "network":
+        return f"; measured elsewhere ({origin.get('source')}), not on this machine"
+    where = (
+        "your hardware class"
+        if origin.get("same_hardware_class")
+        else ("the nearest hardware class to yours")
+    )
+    sha = str(origin.get("model_sha256", ""))[:12]
+    return (
+        f"; not run here: the network's medians (model {sha}, shared by "
+        f"{origin.get('signers')} signers; {origin.get('class_signers')} of them on "
+        f"{where}, {origin.get('hardware_class')})"
+    )
 
 
 def _reason(s: Scored, weights: dict[str, float], goal: str) -> str:
@@ -76,6 +95,8 @@ def _reason(s: Scored, weights: dict[str, float], goal: str) -> str:
         text += f"; missing measurements: {', '.join(s.missing)} counted as 0"
         if caps:
             text += f" ({_bench_hint(caps)} to measure them)"
+    if s.candidate.origin is not None:
+        text += _origin_text(s.candidate.origin)
     return text
 
 
@@ -125,8 +146,13 @@ def select(
     min_speed: float | None = None,
     top: int = 3,
     home: Path | None = None,
+    network: Iterable[Candidate] = (),
 ) -> dict[str, Any]:
     """Rank stored configurations for exactly one of ``task``, ``agent``, ``describe``.
+
+    ``network``: candidates measured elsewhere (each with its ``origin``, e.g. the
+    network's medians on hardware like the user's), ranked with the stored ones; the
+    answer's ``reason`` and ``basis`` say which figures were not measured here.
 
     Returns ``{"selected_model", "recommended_config", "score", "reason",
     "alternatives", "excluded", "considered", "basis"}``; raises
@@ -157,6 +183,10 @@ def select(
     wanted = {t for _, w in blends for t in w}
     hint = _bench_hint(wanted)
     cands, source = _candidates(store_or_runs)
+    others = list(network)
+    if others:
+        cands += others
+        source += f" + {len(others)} configurations measured on the network"
     if not cands:
         raise ConfigError(f"no stored benchmark results to select from; {hint} first")
     kept, excluded = _constraints(cands, max_memory_mb, min_speed)
@@ -226,6 +256,12 @@ def select(
             for s in ranked
         ],
     }
+    if others:
+        basis["network"] = {
+            "candidates": len(others),
+            "rule": "network-tested models only (enough distinct signers); figures are "
+            "the medians of the hardware class nearest yours; not measured here",
+        }
     if matches is not None:
         answer["matches"] = matches
         basis["matches"] = matches
