@@ -71,12 +71,20 @@ def test_the_plan_hash_is_stable_and_ignores_how_the_sweep_runs() -> None:
         ray="local",
         unsafe_no_sandbox=True,
         temperature=0.5,
+        prefix_reuse=False,
     )
+    # Sweeps from before prefix reuse prefilled every case in full: that mode keeps
+    # their hash, so --no-prefix-reuse --resume finds them; the reuse mode does not.
     assert _plan_hash(plan.canonical(options.result)) == _OLD_HASHES["full"]
-    other = BenchOptions(suites=("reasoning", "coding"), quick=True, seed=3, judge="j", samples=2)
+    other = BenchOptions(
+        suites=("reasoning", "coding"), quick=True, seed=3, judge="j", samples=2, prefix_reuse=False
+    )
     assert _plan_hash(plan.canonical(other.result)) == _OLD_HASHES["full"]
+    full = SweepPlan(models=("gemma-3-270m",)).canonical(BenchOptions(prefix_reuse=False).result)
+    assert _plan_hash(full) == _OLD_HASHES["default"]
     default = SweepPlan(models=("gemma-3-270m",)).canonical(BenchOptions().result)
-    assert _plan_hash(default) == _OLD_HASHES["default"]
+    assert default["prefix_reuse"] is True
+    assert _plan_hash(default) != _OLD_HASHES["default"]
 
 
 def test_bench_options_split_into_what_defines_a_result_and_how_it_runs() -> None:

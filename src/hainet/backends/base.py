@@ -22,7 +22,7 @@ instead of getting another backend's numbers.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -120,6 +120,16 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def generate(self, request: Request) -> Completion:
         """Answer one request.  Must not depend on earlier requests (no shared cache)."""
+
+    def share_prefix(self, prompts: Sequence[str]) -> int:
+        """Offer the rendered prompts of one suite, so that a backend able to evaluate
+        their common beginning once (the few-shot block) can reuse it for each of them.
+
+        Returns the shared prefix's length in tokens, 0 when the backend does not
+        reuse prefixes (the default) or the prompts share too little.  A backend that
+        reuses one must keep each answer a function of its own prompt: the same
+        whatever requests came before."""
+        return 0
 
     async def aclose(self) -> None:
         self.close()

@@ -11,6 +11,9 @@ request:
 
 Every request starts from an empty KV cache: llama-cpp-python otherwise reuses the
 longest cached prompt prefix, which makes answers depend on the previous request.
+The one exception is deterministic prefix reuse (:meth:`LlamaCppBackend.share_prefix`,
+``llama_prefix.py``): a suite's shared prefix is evaluated once, and the cache is cut
+back to exactly that prefix before each of its prompts.
 
 JSON schemas become a llama.cpp grammar, applied in llama.cpp's ``common_sampler``
 order (``grammar_first = false``), not llama-cpp-python's: sample without the grammar,
@@ -58,7 +61,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
@@ -67,6 +70,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from hainet.backends.base import Backend, missing_dependency
+from hainet.backends.llama_prefix import PrefixCache
 from hainet.errors import BackendError, ConfigError, ModelNotFound
 from hainet.types import Completion, ModelSpec, Request, RunConfig, Timing
 
@@ -376,6 +380,7 @@ class LlamaCppBackend(Backend):
         self._state = threading.Lock()
         self._abort = ctypes.create_string_buffer(b"0", 2)
         self._running: object | None = None
+        self._prefix = PrefixCache()
         self._closing = False
         self._closed = False
         start = time.perf_counter()
@@ -457,7 +462,10 @@ class LlamaCppBackend(Backend):
 
     def _generate_locked(self, request: Request) -> Completion:
         llm, lc, p = self._llm, self._llama_cpp, request.params
-        self.clear_cache()
+        if self._prefix.active and request.prompt is not None:
+            self._prefix.prepare(llm, request.prompt, self.clear_cache)
+        else:
+            self.clear_cache()
         lc.llama_perf_context_reset(llm.ctx)
         common: dict[str, Any] = {
             "max_tokens": p.max_tokens,
@@ -520,8 +528,16 @@ class LlamaCppBackend(Backend):
 
     def clear_cache(self) -> None:
         """Forget every cached token so the next answer depends only on its prompt."""
+        self._prefix.loaded = None
         self._llm.reset()
         self._llm._ctx.kv_cache_clear()
+
+    def share_prefix(self, prompts: Sequence[str]) -> int:
+        """Evaluate the common prefix of ``prompts`` once (when a prompt first needs
+        it) and reuse it for every later prompt request that starts with it; its
+        length in tokens, 0 if too short to be worth it (``llama_prefix.py``)."""
+        with self._lock:
+            return self._prefix.register(self._llm, prompts)
 
     # How long close() waits for an aborted request to come back before it gives up
     # freeing the model (freeing memory a llama.cpp call still uses would crash).

@@ -90,8 +90,10 @@ class SweepPlan:
 
     def canonical(self, result: ResultOptions) -> dict[str, Any]:
         """Everything that defines the cells' results; --resume matches on its hash.
-        Its keys and their order of meaning are fixed: old sweeps resume by it."""
-        return {
+        Its keys and their order of meaning are fixed: old sweeps resume by it.
+        Sweeps from before prefix reuse ran a full prefill per case, so that mode
+        keeps their hash and the reuse mode adds its key."""
+        plan: dict[str, Any] = {
             "models": list(self.models),
             "quantizations": list(self.quantizations),
             "flash_attention": list(self.flash_attention),
@@ -102,6 +104,9 @@ class SweepPlan:
             "judge": result.judge,
             "samples": result.samples,
         }
+        if result.prefix_reuse:
+            plan["prefix_reuse"] = True
+        return plan
 
 
 async def run_group(

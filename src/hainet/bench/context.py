@@ -5,7 +5,9 @@ the Python API).  It splits in two, because the two halves answer different
 questions:
 
 * :class:`ResultOptions` define what a result *is*: the suites and their quick
-  subset, the seed, the samples per case, the judge.  Two runs that differ in one of
+  subset, the seed, the samples per case, the judge, and whether in-process
+  llama.cpp reuses each suite's shared prefix (which changes a few answers' numerics,
+  so a run with it is not the same measurement as one without).  Two runs that differ in one of
   them measure different things, so they are in the sweep's plan, whose hash
   ``--resume`` matches on.
 * :class:`ExecutionOptions` say how the work is spread: configurations at once,
@@ -47,6 +49,9 @@ class ResultOptions:
     """Completions per case for every suite (pass@k); None: each suite's own."""
     judge: str | None = None
     """Model that judges open-ended answers (the ``judge`` scorer)."""
+    prefix_reuse: bool = True
+    """Evaluate each suite's shared prompt prefix once per loaded model, where the
+    backend can (in-process llama.cpp); False: a full prefill for every case."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,8 @@ class BenchOptions:
     """Spread configurations over a Ray cluster: ``local``, ``auto`` or an address."""
     server_concurrency: int = 4
     """Requests in flight per OpenAI-compatible server."""
+    prefix_reuse: bool = True
+    """Reuse each suite's shared prompt prefix (in-process llama.cpp)."""
 
     @property
     def result(self) -> ResultOptions:
@@ -94,6 +101,7 @@ class BenchOptions:
             seed=self.seed,
             samples=self.samples,
             judge=self.judge,
+            prefix_reuse=self.prefix_reuse,
         )
 
     @property

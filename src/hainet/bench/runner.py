@@ -183,6 +183,20 @@ def _reuse(
     return Reuse(old.id, cases)
 
 
+def _share_prefixes(backend: Backend, config: RunConfig, ctx: BenchContext) -> dict[str, int]:
+    """Offer each prompt-mode suite's rendered prompts to the backend (prefix reuse);
+    the reused prefix length per suite.  Every case of the suite counts, not only the
+    selected ones, so the prefix (and with it each answer) does not depend on
+    ``--quick`` or on which cases a resumed run still has to do."""
+    lengths: dict[str, int] = {}
+    for suite in ctx.suites:
+        prompts = [_request(backend, suite, c, config).prompt for c in suite.cases]
+        texts = [p for p in prompts if p is not None]
+        if texts and len(texts) == len(prompts):
+            lengths[suite.name] = backend.share_prefix(texts)
+    return lengths
+
+
 def _without_threads(model: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in model.items() if k != "n_threads"}
 
@@ -250,6 +264,8 @@ async def run_loaded(
     spec = backend.spec
     work = [(s, c) for s in ctx.suites for c in s.select(quick=ctx.result.quick)]
     model = spec.model_dump(mode="json", exclude={"api_key"})
+    prefixes = _share_prefixes(backend, config, ctx) if ctx.result.prefix_reuse else {}
+    reusing = any(prefixes.values())
     run = store.create_run(
         model_name=spec.name,
         backend=spec.backend,
@@ -260,6 +276,8 @@ async def run_loaded(
             max_concurrent=ctx.execution.max_concurrent,
             judge=ctx.result.judge,
             samples=config.samples,
+            prefix_reuse=reusing,
+            prefix_tokens=prefixes if reusing else None,
         ),
         suites=[s.name for s in ctx.suites],
         quick=ctx.result.quick,

@@ -116,6 +116,12 @@ def bench(
     unsafe_no_sandbox: bool = typer.Option(
         False, "--unsafe-no-sandbox", help="Run model-written code without namespaces/seccomp."
     ),
+    prefix_reuse: bool = typer.Option(
+        True,
+        "--prefix-reuse/--no-prefix-reuse",
+        help="In-process llama.cpp: evaluate each suite's shared prompt prefix once"
+        " (answers order-independent; a few differ from a full prefill per case).",
+    ),
     seed: int = typer.Option(0, "--seed"),
     n_threads: int | None = typer.Option(
         None, "--threads", envvar="HAINET_N_THREADS", min=1, help="Threads for llama.cpp."
@@ -150,6 +156,7 @@ def bench(
         samples=samples,
         ray=ray,
         server_concurrency=server_concurrency,
+        prefix_reuse=prefix_reuse,
     )
     if unsafe_no_sandbox:
         err_console.print(

@@ -146,6 +146,17 @@ class RunParams(Record):
     samples: int | None = Field(
         default=None, description="Completions per case for every suite; None: each suite's own."
     )
+    prefix_reuse: bool | None = Field(
+        default=None,
+        description="Whether each suite's shared prompt prefix was evaluated once and reused "
+        "(in-process llama.cpp); False: a full prefill per case; None: not recorded (older runs, "
+        "which were full prefill).",
+    )
+    prefix_tokens: dict[str, int] | None = Field(
+        default=None,
+        description="Length in tokens of each suite's reused prefix (0: that suite's prompts "
+        "share too little and got a full prefill); only with prefix_reuse.",
+    )
 
 
 class Hardware(Record):
