@@ -19,7 +19,8 @@ at least 50 ms).  The silent peer's RPC timeout still runs and removes it from t
 table when it expires.
 
 **Upkeep** (:meth:`DhtNode.maintain`, every ``maintain_s``): ping bootstrap peers
-missing from the table (this is how a partition heals), refresh the neighbourhood,
+missing from the table (this is how a partition heals), ping every peer in the table
+(one that left is dropped when its ping times out), refresh the neighbourhood,
 re-sign this node's own records with a fresh expiry every ``republish_s``, and
 re-send others' records to the current closest nodes every ``republish_s``.  A node
 that leaves stops re-signing, so its records vanish when they expire.
@@ -252,6 +253,10 @@ class DhtNode:
         missing = [a for a in self._bootstrap_addrs if a not in known and a != self.address]
         if missing:
             await self._join(missing)
+        # Ping the table: a peer that left is removed when its ping times out, so
+        # lookups stop waiting on it (kademlia only notices on the next request).
+        table = [n for bucket in proto.router.buckets for n in bucket.get_nodes()]
+        await asyncio.gather(*(proto.call_ping(n) for n in table))
         await self._lookup(self.node_id)
         now = time.monotonic()
         for key, own in list(self._own.items()):
