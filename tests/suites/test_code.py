@@ -298,6 +298,19 @@ HOSTILE = {
             return len(string)
         """
     ),
+    "forges a report nested past the host parser's recursion limit": textwrap.dedent(
+        """\
+        import os
+        line = '{"i": 0, "value": ' + "[" * 200000 + "]" * 200000 + "}\\n"
+        for fd in range(3, 64):
+            try:
+                os.write(fd, line.encode())
+            except OSError:
+                pass
+        def strlen(string):
+            return -1
+        """
+    ),
     "patches the encoder of its answers": textwrap.dedent(
         """\
         import sys

@@ -353,8 +353,10 @@ def _parse_report(raw: bytes, n: int) -> tuple[tuple[CallOutcome | None, ...], s
     for line in raw.decode("utf-8", errors="replace").splitlines():
         try:
             record = json.loads(line)
-        except ValueError:
-            continue  # a line cut by a kill, or noise the code wrote: not an answer
+        except (ValueError, RecursionError):
+            # a line cut by a kill, or noise the code wrote (nested past the parser's
+            # recursion limit, too): not an answer
+            continue
         if not isinstance(record, dict):
             continue
         if "load_error" in record and load_error is None:
