@@ -256,7 +256,13 @@ class DhtNode:
         # Ping the table: a peer that left is removed when its ping times out, so
         # lookups stop waiting on it (kademlia only notices on the next request).
         table = [n for bucket in proto.router.buckets for n in bucket.get_nodes()]
-        await asyncio.gather(*(proto.call_ping(n) for n in table))
+        gate = asyncio.Semaphore(32)  # a burst of a few dozen datagrams, not the table
+
+        async def ping(node: Node) -> None:
+            async with gate:
+                await proto.call_ping(node)
+
+        await asyncio.gather(*(ping(n) for n in table))
         await self._lookup(self.node_id)
         now = time.monotonic()
         for key, own in list(self._own.items()):
