@@ -64,6 +64,7 @@ from hainet.net.records import AGENT_VALIDATION, check_record, record_json
 from hainet.net.shares import hardware_class
 from hainet.net.validation import (
     N_VALIDATORS,
+    NETWORK_THRESHOLD,
     VALIDATION_TTL,
     ValidationPayload,
     Verdict,
@@ -158,7 +159,7 @@ async def aggregate_from_dht(
     *,
     origin: str,
     epoch: int,
-    threshold: float = 0.8,
+    threshold: float = NETWORK_THRESHOLD,
     n: int = N_VALIDATORS,
 ) -> Verdict:
     """Anyone's verdict: recompute the set now, get the records, check, aggregate."""
@@ -192,7 +193,6 @@ def network_status(hub: Hub, agent_id: str) -> dict[str, Any] | None:
         epoch=rnd.epoch,
         origin=rnd.origin,
         validators=rnd.validators,
-        threshold=hub.threshold,
     )
     out = verdict.to_dict()
     out["requests"] = rnd.requests

@@ -31,9 +31,11 @@ Status::
     validated   a quorum, nobody flagged, d <= SPREAD_MAX, m above the threshold
     failed      a quorum, nobody flagged, d <= SPREAD_MAX, m at or below the threshold
 
-The threshold is the publish threshold (0.8 by default), the same bar as a hub's
-own gate.  A disputed verdict still carries ``m``: the median is what 3 liars among
-10 cannot move far; the flags say who disagreed.
+The threshold is :data:`NETWORK_THRESHOLD` (0.8, the default publish threshold of
+a hub's own gate), one bar for the whole network whatever a hub sets for its own
+gate, so that everyone who aggregates the same records gets the same status.  A
+disputed verdict still carries ``m``: the median is what 3 liars among 10 cannot
+move far; the flags say who disagreed.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ __all__ = [
     "EPOCH_S",
     "MAD_FLOOR",
     "NODE_ID_BYTES",
+    "NETWORK_THRESHOLD",
     "N_VALIDATORS",
     "QUORUM",
     "SPREAD_MAX",
@@ -77,6 +80,7 @@ QUORUM = 7
 MAD_FLOOR = 0.05
 FLAG_MADS = 3.0
 SPREAD_MAX = 0.1
+NETWORK_THRESHOLD = 0.8
 NODE_ID_BYTES = 20
 VALIDATION_TTL = 30 * 86_400
 """How long a validation record is valid; a later epoch's round replaces it."""
@@ -221,7 +225,7 @@ class Verdict:
     counted: tuple[Counted, ...]
     median: float | None = None
     mad: float | None = None
-    threshold: float = 0.8
+    threshold: float = NETWORK_THRESHOLD
     ignored: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     """(key id, why) of records that did not count."""
 
@@ -281,7 +285,7 @@ def aggregate(
     epoch: int,
     origin: str,
     validators: Sequence[str],
-    threshold: float = 0.8,
+    threshold: float = NETWORK_THRESHOLD,
     now: float | None = None,
 ) -> Verdict:
     """The verdict of ``records`` (``agent.validation`` records, already checked for
