@@ -26,7 +26,7 @@ from hainet.hyper.control import Controls, Policy
 from hainet.hyper.procedure import MetaProcedure
 from hainet.store import Store
 from hainet.types import Request
-from tests.store.pg import fresh_database, pg_bin, postgres_server
+from tests.store.pg import ON_PG, pg_server, store_url  # noqa: F401 - pg_server: a fixture
 
 LEVELS = 8
 PER_LEVEL = 4
@@ -129,29 +129,10 @@ def make_controls(db_url: str | None = None, **policy: Any) -> tuple[Controls, E
 TRAIN = cases("tr", 30, offset=100)
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[str]:
-    with postgres_server() as url:
-        yield url
-
-
-_ON_PG = pytest.param(
-    "postgresql",
-    marks=[
-        pytest.mark.postgres,
-        pytest.mark.skipif(pg_bin() is None, reason="PostgreSQL binaries missing"),
-    ],
-)
-
-
-@pytest.fixture(params=["sqlite", _ON_PG])
+@pytest.fixture(params=["sqlite", ON_PG])
 def store(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Store]:
     """The hyper store on SQLite and on a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'hyper.db'}"
-    else:
-        url = fresh_database(request.getfixturevalue("pg_server"))
-    store = Store(url)
+    store = Store(store_url(request, str(tmp_path / "hyper.db")))
     yield store
     store.close()
 

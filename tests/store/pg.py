@@ -11,6 +11,8 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
+
 from tests.backends.servers import free_port
 
 
@@ -81,3 +83,29 @@ def fresh_database(server_url: str) -> str:
     finally:
         engine.dispose()
     return server_url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """One throwaway PostgreSQL server per session (per module that imports it);
+    tests take a fresh database of it with :func:`fresh_database`."""
+    with postgres_server() as url:
+        yield url
+
+
+ON_PG = pytest.param(
+    "postgresql",
+    marks=[
+        pytest.mark.postgres,
+        pytest.mark.skipif(pg_bin() is None, reason="PostgreSQL binaries missing"),
+    ],
+)
+"""Parametrise a store fixture with ``["sqlite", ON_PG]``; use :func:`store_url`."""
+
+
+def store_url(request: pytest.FixtureRequest, sqlite_path: str) -> str:
+    """The URL of the store a fixture parametrised with ``["sqlite", ON_PG]`` opens:
+    SQLite at ``sqlite_path``, or a fresh database of the session's server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{sqlite_path}"
+    return fresh_database(request.getfixturevalue("pg_server"))

@@ -17,7 +17,7 @@ from hainet.store.agent_models import TestReport
 from hainet.store.agents import agent_content_hash
 from hainet.store.migrations import MIGRATIONS, applied, migrate
 from tests.agents.conftest import arithmetic_data
-from tests.store.pg import fresh_database, pg_bin, postgres_server
+from tests.store.pg import ON_PG, pg_server, store_url  # noqa: F401 - pg_server: a fixture
 
 
 def spec(**changes: Any) -> AgentSpec:
@@ -36,29 +36,10 @@ def dumped(s: AgentSpec) -> dict[str, Any]:
     return s.model_dump(mode="json")
 
 
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[str]:
-    with postgres_server() as url:
-        yield url
-
-
-_ON_PG = pytest.param(
-    "postgresql",
-    marks=[
-        pytest.mark.postgres,
-        pytest.mark.skipif(pg_bin() is None, reason="PostgreSQL binaries missing"),
-    ],
-)
-
-
-@pytest.fixture(params=["sqlite", _ON_PG])
+@pytest.fixture(params=["sqlite", ON_PG])
 def agents(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[AgentStore]:
     """The agent store on SQLite and on a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'h.db'}"
-    else:
-        url = fresh_database(request.getfixturevalue("pg_server"))
-    store = Store(url)
+    store = Store(store_url(request, str(tmp_path / "h.db")))
     yield AgentStore(store)
     store.close()
 
