@@ -144,3 +144,25 @@ def test_a_flood_from_one_address_is_429_with_retry_after(hub_server: HubUnderTe
     assert codes == [400, 400, 400] and resp.status_code == 429
     assert "address 127.0.0.1" in resp.json()["detail"] and int(resp.headers["retry-after"]) >= 1
     assert Ledger(hub_server.store).count() == 0
+
+
+def test_a_name_belongs_to_the_first_key_that_published_it(hub_server: HubUnderTest) -> None:
+    hub_server.gate_open.clear()  # refused before the gate: nothing waits on it
+    assert httpx.post(hub_server.url + "/v1/agents", content=json.dumps(GOOD)).status_code == 202
+    theirs = record(OTHER, seq=9, version="2.0.0", purpose="Not shouting at all.")
+    resp = httpx.post(hub_server.url + "/v1/agents", content=json.dumps(theirs))
+    assert resp.status_code == 409, resp.text
+    assert f"belongs to key {ME.key_id[:12]}" in resp.json()["detail"]
+    ledger = Ledger(hub_server.store)
+    assert ledger.count() == 1 and ledger.owner("shout") == ME.key_id
+    assert ledger.highest(OTHER.key_id, AGENT_PUBLISH, "shout") is None
+    mine = httpx.post(
+        hub_server.url + "/v1/agents", content=json.dumps(record(seq=6, version="1.1.0"))
+    )
+    assert mine.status_code == 202 and ledger.count() == 2  # the owner publishes new versions
+    other_name = record(OTHER, seq=9, name="whisper")
+    assert (
+        httpx.post(hub_server.url + "/v1/agents", content=json.dumps(other_name)).status_code == 202
+    )
+    assert ledger.owner("whisper") == OTHER.key_id
+    hub_server.gate_open.set()

@@ -45,6 +45,7 @@ from hainet.store.agents import (
     RatingRecord,
     ScoreRecord,
 )
+from hainet.store.ledger import SeqClaim
 from hainet.types import ModelSpec
 
 __all__ = [
@@ -281,12 +282,15 @@ class Marketplace:
         text: str,
         signature: bytes,
         public_key: bytes,
+        *,
+        claim: SeqClaim | None = None,
     ) -> RatingRecord:
         """Store a signed rating: 1-5 stars and a review, one per key per version.
 
         The key id must be the sha256 of the public key (the peer id of
         ``hainet.net.identity``) and the signature must verify over
-        :func:`rating_payload` under :data:`RATING_DOMAIN`.
+        :func:`rating_payload` under :data:`RATING_DOMAIN`.  ``claim``: the seq of
+        the signed record it came in (a hub's), claimed in the rating's transaction.
         """
         rec = self.agents.get(agent_id)
         if not 1 <= stars <= 5 or isinstance(stars, bool):
@@ -309,6 +313,7 @@ class Marketplace:
             text=text,
             signature=signature,
             public_key=public_key,
+            claim=claim,
         )
 
     # -- compatibility ----------------------------------------------------------------

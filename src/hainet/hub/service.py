@@ -11,6 +11,12 @@ returns at once; :meth:`Hub.run_gate` (the app's background worker) then runs th
 marketplace's own publish gate on the hub's model in its sandbox, and the state
 becomes ``listed`` or ``refused`` with the measured rate.  Publications still
 ``pending`` when the hub stopped are gated again when it starts.
+
+**Names are first-come per hub.**  The first key to publish a name owns it here;
+a publish of that name signed by another key is refused (409, naming the owner's
+short key id) before anything is stored or gated.  The claim is made in the
+publication's transaction (``Ledger.add_publication``), so two keys racing for a
+new name cannot both win.
 """
 
 from __future__ import annotations
@@ -35,11 +41,10 @@ from hainet.net.records import (
     AGENT_RATING,
     HUB_HELLO,
     RESULT_SHARE,
-    accept,
     check_record,
 )
 from hainet.net.shares import SharedResult, aggregate
-from hainet.store.ledger import Ledger, Publication, PublicationState
+from hainet.store.ledger import Ledger, NameTaken, Publication, PublicationState, SeqClaim
 from hainet.store.shares import ShareStore
 
 __all__ = [
@@ -208,6 +213,9 @@ class Hub:
         self._limit(checked.record.key_id)
         spec = checked.spec
         assert spec is not None
+        owner = self.ledger.owner(spec.name)
+        if owner is not None and owner != checked.record.key_id:
+            raise Conflict(str(NameTaken(spec.name, owner)))
         if self.ledger.publication(spec.id) is not None:
             raise Conflict(f"agent {spec.name} {spec.version} ({spec.short_id}) was already pushed")
         for other in self.ledger.publications(name=spec.name, limit=MAX_PAGE):
@@ -292,10 +300,15 @@ class Hub:
                 text,
                 signature,
                 bytes.fromhex(rec.public_key),
+                # The rating and its seq in one transaction: a crash or a racing
+                # duplicate leaves neither a claimed seq without its rating nor a
+                # rating without its seq.
+                claim=SeqClaim(rec.key_id, rec.domain, checked.subject, rec.seq),
             )
         except StoreError as exc:
+            if "replayed or older" in str(exc):  # lost a race to an equal seq
+                raise ValidationError(str(exc)) from None
             raise Conflict(str(exc)) from None
-        accept(checked, self.ledger)
         return {"agent_id": stored.agent_id, "key_id": stored.key_id, "stars": stored.stars}
 
     def gate_reports(self, agent_id: str) -> list[dict[str, Any]]:

@@ -37,6 +37,7 @@ from hainet.store.agent_models import (
 )
 from hainet.store.base import utc as _utc
 from hainet.store.db import Store
+from hainet.store.ledger import SeqClaim, claim_seq
 
 __all__ = [
     "AGENT_SCHEMA_VERSION",
@@ -485,7 +486,10 @@ class AgentStore:
         text: str,
         signature: bytes,
         public_key: bytes,
+        claim: SeqClaim | None = None,
     ) -> RatingRecord:
+        """Store a rating (one per key per agent); with ``claim``, the signed record's
+        seq is claimed in the same transaction (both are stored, or neither)."""
         rec = RatingRecord(
             agent_id=agent_id,
             key_id=key_id,
@@ -495,7 +499,10 @@ class AgentStore:
             public_key=public_key,
             created_at=datetime.now(UTC),
         )
-        with self.store._write() as conn:
+        what = f"store a rating of agent {agent_id[:12]}"
+        with self.store._guard(what), self.store._write() as conn:
+            if claim is not None:
+                claim_seq(conn, *claim)
             try:
                 conn.execute(sa.insert(ratings).values(**rec.model_dump()))
             except IntegrityError:

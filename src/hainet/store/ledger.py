@@ -1,25 +1,37 @@
 """What the network layer keeps: the highest sequence number per (signer, domain,
-subject), and the hub's publications (the exact bytes received, the gate's state).
+subject), the hub's publications (the exact bytes received, the gate's state) and
+who owns each name on this hub (the first key to publish it).
 
 ``net/records.py`` decides what is valid; this module only stores it, in one
 transaction per write like the rest of the store.  :meth:`Ledger.claim` is the
 atomic half of the seq check: it refuses a seq not strictly above the stored one
-even when two requests race past the read-only :meth:`Ledger.highest`.
+even when two requests race past the read-only :meth:`Ledger.highest`.  Other store
+modules claim a seq inside their own write transaction with :func:`claim_seq` (a
+rating, a share), so the record and its seq are stored together or not at all.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import IntegrityError
 
 from hainet.errors import StoreError
 from hainet.store.base import utc
 from hainet.store.db import Store
 
-__all__ = ["Ledger", "Provenance", "Publication", "PublicationState"]
+__all__ = [
+    "Ledger",
+    "NameTaken",
+    "Provenance",
+    "Publication",
+    "PublicationState",
+    "SeqClaim",
+    "claim_seq",
+]
 
 PublicationState = Literal["pending", "listed", "refused"]
 
@@ -49,6 +61,13 @@ publications = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True)),
     sa.Column("updated_at", sa.DateTime(timezone=True)),
 )
+names = sa.Table(
+    "hub_names",
+    _md,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("owner", sa.String(64)),
+    sa.Column("claimed_at", sa.DateTime(timezone=True)),
+)
 provenance = sa.Table(
     "net_provenance",
     _md,
@@ -59,6 +78,26 @@ provenance = sa.Table(
     sa.Column("record", sa.Text),
     sa.Column("pulled_at", sa.DateTime(timezone=True)),
 )
+
+
+class SeqClaim(NamedTuple):
+    """A record's seq to claim for (signer, domain, subject)."""
+
+    signer: str
+    domain: str
+    subject: str
+    seq: int
+
+
+class NameTaken(StoreError):
+    """Another key owns this name on this hub."""
+
+    def __init__(self, name: str, owner: str) -> None:
+        super().__init__(
+            f"the name {name!r} belongs to key {owner[:12]} on this hub (the first key to "
+            "publish it); publish under another name"
+        )
+        self.name, self.owner = name, owner
 
 
 class Provenance(BaseModel):
@@ -114,6 +153,15 @@ class Ledger:
         with self.store._guard("record a sequence number"), self.store._write() as conn:
             claim_seq(conn, signer, domain, subject, seq)
 
+    # -- names -----------------------------------------------------------------------
+
+    def owner(self, name: str) -> str | None:
+        """The key id that owns ``name`` on this hub, None if nobody published it."""
+        query = sa.select(names.c.owner).where(names.c.name == name)
+        with self.store._guard("read a name's owner"), self.store._read() as conn:
+            value = conn.execute(query).scalar()
+        return None if value is None else str(value)
+
     # -- publications ------------------------------------------------------------------
 
     def add_publication(
@@ -129,8 +177,9 @@ class Ledger:
         record: str,
         spec_bytes: str,
     ) -> Publication:
-        """Store a checked publish record as ``pending`` and claim its seq for
-        (signer, ``domain``, ``subject``), in one transaction."""
+        """Store a checked publish record as ``pending``, claim its seq for (signer,
+        ``domain``, ``subject``) and, if nobody owns it yet, its name for the signer:
+        in one transaction.  :class:`NameTaken` if another key owns the name."""
         now = datetime.now(UTC)
         row: dict[str, Any] = {
             "agent_id": agent_id,
@@ -151,8 +200,10 @@ class Ledger:
                 sa.select(publications.c.agent_id).where(publications.c.agent_id == agent_id)
             ).first():
                 raise StoreError(f"agent {name} {version} ({agent_id[:12]}) was already pushed")
-            # The seq is claimed in the same transaction: both are stored, or neither.
+            # The seq and the name are claimed in the same transaction: all three are
+            # stored, or none.
             claim_seq(c, signer, domain, subject, seq)
+            _claim_name(c, name, signer, now)
             c.execute(sa.insert(publications).values(**row))
         return Publication.model_validate(row)
 
@@ -243,8 +294,27 @@ class Ledger:
         return Publication.model_validate(data)
 
 
+def _claim_name(conn: Any, name: str, signer: str, now: datetime) -> None:
+    owner = conn.execute(sa.select(names.c.owner).where(names.c.name == name)).scalar()
+    if owner is None:
+        try:
+            # A savepoint: on PostgreSQL a failed statement would abort the whole
+            # transaction; a racing first claim of the name lands here.
+            with conn.begin_nested():
+                conn.execute(sa.insert(names).values(name=name, owner=signer, claimed_at=now))
+            return
+        except IntegrityError:
+            owner = conn.execute(sa.select(names.c.owner).where(names.c.name == name)).scalar()
+    if owner != signer:
+        raise NameTaken(name, str(owner))
+
+
 def claim_seq(conn: Any, signer: str, domain: str, subject: str, seq: int) -> None:
-    """The seq claim inside a caller's write transaction (store modules only)."""
+    """The seq claim inside a caller's write transaction (store modules only).
+
+    StoreError ("replayed or older") unless ``seq`` is strictly above the stored
+    one, also when a concurrent transaction claims the same key first (PostgreSQL
+    reports that as a unique violation on commit order, SQLite serialises writers)."""
     key = (seqs.c.signer == signer, seqs.c.domain == domain, seqs.c.subject == subject)
     have = conn.execute(sa.select(seqs.c.seq).where(*key)).scalar()
     if have is not None and seq <= int(have):
@@ -254,10 +324,25 @@ def claim_seq(conn: Any, signer: str, domain: str, subject: str, seq: int) -> No
         )
     now = datetime.now(UTC)
     if have is None:
-        conn.execute(
-            sa.insert(seqs).values(
-                signer=signer, domain=domain, subject=subject, seq=seq, updated_at=now
+        try:
+            conn.execute(
+                sa.insert(seqs).values(
+                    signer=signer, domain=domain, subject=subject, seq=seq, updated_at=now
+                )
             )
-        )
+        except IntegrityError:
+            raise StoreError(
+                f"{domain} seq {seq} from {signer[:12]} for {subject!r}: another record "
+                "of this signer and subject was stored at the same time: replayed or older"
+            ) from None
     else:
-        conn.execute(sa.update(seqs).where(*key).values(seq=seq, updated_at=now))
+        # Compare-and-set: a concurrent update between our read and this write
+        # (PostgreSQL, READ COMMITTED) leaves no row matching the old seq.
+        done = conn.execute(
+            sa.update(seqs).where(*key, seqs.c.seq == have).values(seq=seq, updated_at=now)
+        )
+        if done.rowcount != 1:
+            raise StoreError(
+                f"{domain} seq {seq} from {signer[:12]} for {subject!r}: a newer record "
+                "of this signer and subject was stored at the same time: replayed or older"
+            )
