@@ -70,6 +70,9 @@ def populate(h: HubUnderTest) -> tuple[str, str]:
         "quantization": "Q4_K_M",
         "decode_tps": 38.5,
         "prefill_tps": 340.0,
+        "ttft_s": 0.6,
+        "peak_rss_mb": 401.0,
+        "capabilities": {"reasoning": 0.25, "json_output": 0.75},
         "hardware": {"cpu": "Xeon", "cores": 2, "ram_gib": 16, "gpus": []},
         "day": "2026-12-01",
         "expires_at": int(time.time()) + 3600,
@@ -97,7 +100,14 @@ def test_chromium_searches_and_opens_an_agents_page(
     assert "very loud" in page and 'class="state-listed"' in page
     board = chromium(tmp_path, "--dump-dom", hub_server.url + "/leaderboard")
     assert "Xeon / 2 cores / 16GiB / no gpu" in board and "38.50" in board
-    assert re.search(r'<img class="chart" src="data:image/png;base64,[A-Za-z0-9+/=]{200,}"', board)
+    assert "401.00" in board and "json_output 0.75" in board
+    charts = re.findall(
+        r'<img class="chart chart-(\w+)" src="data:image/png;base64,[^"]{200,}"', board
+    )
+    assert charts == ["speed", "memory", "capabilities"]
+    missing = chromium(tmp_path, "--dump-dom", f"{hub_server.url}/agents/{'0' * 64}")
+    assert "<h1>404 Not Found</h1>" in missing and "no agent 000000000000" in missing
+    assert '<a href="/">back to the catalog</a>' in missing
     about = chromium(tmp_path, "--dump-dom", hub_server.url + "/hub")
     assert hub_server.hub.identity.key_id in about
     shot = tmp_path / "agent.png"
@@ -125,3 +135,45 @@ def test_pages_need_no_javascript_and_unknown_agents_are_404(hub_server: HubUnde
         resp = httpx.get(hub_server.url + path)
         assert resp.status_code == 200 and "<script" not in resp.text
     assert httpx.get(hub_server.url + "/agents/" + "f" * 64).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "reason"),
+    [
+        ("/agents/" + "f" * 64, 404, "no agent ffffffffffff on this hub"),
+        ("/agents/not-an-id", 400, "not an agent id (64 lowercase hex): &#39;not-an-id&#39;"),
+        ("/no/such/page", 404, "no page at /no/such/page on this hub"),
+        ("/?q=" + "x" * 1001, 400, "bad request: q: String should have at most 1000 characters"),
+        ("/?cursor=%21%21", 400, "cursor &#39;!!&#39; is not one this hub gave"),
+    ],
+)
+def test_page_errors_are_html_pages_with_the_reason_and_a_way_back(
+    hub_server: HubUnderTest, path: str, status: int, reason: str
+) -> None:
+    resp = httpx.get(hub_server.url + path)
+    assert resp.status_code == status
+    assert resp.headers["content-type"].startswith("text/html")
+    assert f"<h1>{status} " in resp.text and reason in resp.text
+    assert '<a href="/">back to the catalog</a>' in resp.text and "<script" not in resp.text
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "detail"),
+    [
+        ("/v1/agents/" + "f" * 64 + "/status", 404, "no agent ffffffffffff on this hub"),
+        ("/v1/agents/not-an-id", 400, "not an agent id"),
+        ("/v1/no/such/endpoint", 404, "Not Found"),
+        ("/v1/agents?cursor=%21%21", 400, "is not one this hub gave"),
+    ],
+)
+def test_api_errors_stay_json(
+    hub_server: HubUnderTest, path: str, status: int, detail: str
+) -> None:
+    resp = httpx.get(hub_server.url + path)
+    assert resp.status_code == status and resp.headers["content-type"] == "application/json"
+    assert detail in resp.json()["detail"]
+    bad_query = httpx.get(hub_server.url + "/v1/agents?limit=0")
+    assert bad_query.status_code == 422 and bad_query.json()["detail"][0]["loc"] == [
+        "query",
+        "limit",
+    ]

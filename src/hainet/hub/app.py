@@ -8,7 +8,9 @@ after :class:`BodyLimit` has refused anything over ``max_body`` bytes: by its
 
 Errors: a refused record or bad parameter is 400, an unknown agent 404, a record
 that collides with what the hub holds 409, a body too large 413, too many writes
-429 with ``Retry-After``; the body is always ``{"detail": "<what was wrong>"}``.
+429 with ``Retry-After``; the body is always ``{"detail": "<what was wrong>"}``
+under ``/v1``, and an HTML page with the same reason on the web pages
+(``hub/pages.py``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hainet.errors import HainetError, StoreError
 from hainet.hub.limits import RateLimited, RateLimiter
 from hainet.hub.network import NetworkOptions, network_lifespan, records_router
-from hainet.hub.pages import add_pages
+from hainet.hub.pages import add_pages, error_page, is_page
 from hainet.hub.service import MAX_PAGE, Conflict, Hub, NotFound
 from hainet.net.identity import SignedRecord
 from hainet.net.records import MAX_RECORD_BYTES
@@ -256,7 +258,7 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=max_body)
 
     @app.exception_handler(HainetError)
-    async def _hainet_error(_: Request, exc: HainetError) -> JSONResponse:
+    async def _hainet_error(request: Request, exc: HainetError) -> Response:
         status, headers = 400, {}
         if isinstance(exc, NotFound):
             status = 404
@@ -266,6 +268,8 @@ def create_app(
             status, headers = 429, {"Retry-After": str(exc.retry_after)}
         elif isinstance(exc, StoreError):
             status = 503
+        if is_page(request):
+            return error_page(status, str(exc), headers)
         return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
 
     def limit_address(request: Request) -> None:

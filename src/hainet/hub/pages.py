@@ -3,22 +3,36 @@
 
 Everything on a page came from someone else (names, purposes, reviews, specs), so
 templates are autoescaped, always.
+
+Errors on a page (an unknown agent, an unknown path, a bad query) answer an HTML
+page with the status, the reason and a link back to the catalog; under ``/v1`` and
+the hub's other machine paths they stay JSON ``{"detail": ...}`` (``is_page``).
 """
 
 from __future__ import annotations
 
 import json
+from http import HTTPStatus
 from typing import Any
 
-from fastapi import FastAPI, Query
-from fastapi.responses import HTMLResponse
+from fastapi import FastAPI, Query, Request
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, PackageLoader
+from starlette.exceptions import HTTPException
 
-from hainet.hub.charts import decode_chart
+from hainet.hub.charts import leaderboard_charts
 from hainet.hub.service import API_VERSION, Hub, NotFound
 from hainet.hub.validation import network_status
 
-__all__ = ["add_pages"]
+__all__ = ["add_pages", "error_page", "is_page"]
+
+# Paths that answer machines (JSON); every other path is a web page.
+_MACHINE_PREFIXES = ("/v1/", "/.well-known/", "/openapi.json", "/docs", "/redoc")
 
 _env = Environment(
     loader=PackageLoader("hainet.hub", "templates"), autoescape=True, auto_reload=False
@@ -29,9 +43,51 @@ def _render(name: str, **context: Any) -> HTMLResponse:
     return HTMLResponse(_env.get_template(name).render(**context))
 
 
+def is_page(request: Request) -> bool:
+    """Whether an error at this request's path answers an HTML page (not JSON)."""
+    path = request.url.path
+    return path != "/v1" and not path.startswith(_MACHINE_PREFIXES)
+
+
+def error_page(status: int, detail: str, headers: dict[str, str] | None = None) -> HTMLResponse:
+    """The HTML page of an error: status, reason, a link back to the catalog."""
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = "Error"
+    page = _env.get_template("error.html.j2").render(status=status, title=title, detail=detail)
+    return HTMLResponse(page, status_code=status, headers=headers)
+
+
+def _validation_detail(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "query")
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "bad request: " + "; ".join(parts)
+
+
+def _add_error_pages(app: FastAPI) -> None:
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> Response:
+        if not is_page(request):
+            return await http_exception_handler(request, exc)
+        detail = str(exc.detail)
+        if exc.status_code == 404:
+            detail = f"no page at {request.url.path[:200]} on this hub"
+        return error_page(exc.status_code, detail, dict(exc.headers or {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_query(request: Request, exc: RequestValidationError) -> Response:
+        if not is_page(request):
+            return await request_validation_exception_handler(request, exc)
+        return error_page(400, _validation_detail(exc))
+
+
 def add_pages(app: FastAPI, hub: Hub) -> None:
     """Add ``/``, ``/agents/{id}``, ``/leaderboard`` and ``/hub`` (not in the API's
-    OpenAPI document)."""
+    OpenAPI document), and HTML error pages for them."""
+    _add_error_pages(app)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def catalog(
@@ -74,7 +130,9 @@ def add_pages(app: FastAPI, hub: Hub) -> None:
             by_hw.setdefault(group["hardware_class"], []).append(group)
         for groups in by_hw.values():
             groups.sort(key=lambda g: -((g["figures"]["decode_tps"] or {}).get("median") or 0))
-        sections = [(hw, groups, decode_chart(groups)) for hw, groups in sorted(by_hw.items())]
+        sections = [
+            (hw, groups, leaderboard_charts(groups, hw)) for hw, groups in sorted(by_hw.items())
+        ]
         return _render("leaderboard.html.j2", by_hardware=sections)
 
     @app.get("/hub", response_class=HTMLResponse, include_in_schema=False)

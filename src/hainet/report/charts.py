@@ -1,25 +1,26 @@
-"""PNG charts of an analysis (matplotlib, Agg backend: no display needed).
+"""PNG charts of an analysis (matplotlib's Agg canvas: no display needed).
 
 Every chart file is always written.  A chart without data is drawn as a panel that
 says what is missing and which sweep measures it (``NO_DATA``), and the analysis
 lists it under ``"skipped"`` with the same message.
+
+Each drawer takes an analysis and returns a bare :class:`~matplotlib.figure.Figure`
+(None without data), never touching pyplot, whose figure registry is global state:
+the hub draws the same charts from its thread pool (``chart_png``).
 """
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-__all__ = ["CHARTS", "NO_DATA", "draw_charts"]
+__all__ = ["CHARTS", "NO_DATA", "chart_png", "draw_charts", "png"]
 
 Analysis = dict[str, Any]
 
@@ -36,18 +37,26 @@ DPI = 80
 COLORS = [f"C{i}" for i in range(10)]  # the default colour cycle
 
 
-def _save(fig: Figure, path: Path) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+def _figure(figsize: tuple[float, float]) -> Figure:
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
 
 
-def _placeholder(path: Path, title: str, message: str) -> None:
-    fig = plt.figure(figsize=(9, 2.5))
+def png(fig: Figure, *, tight: bool = True) -> bytes:
+    """The figure as PNG bytes at the report's resolution."""
+    if tight:
+        fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    return buf.getvalue()
+
+
+def _placeholder(title: str, message: str) -> Figure:
+    fig = _figure((9, 2.5))
     fig.suptitle(title, fontsize=13)
     fig.text(0.5, 0.45, message, ha="center", va="center", fontsize=11, color="#a33")
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    return fig
 
 
 def _hbars(ax: Any, labels: list[str], values: list[float | None], title: str) -> None:
@@ -61,35 +70,37 @@ def _hbars(ax: Any, labels: list[str], values: list[float | None], title: str) -
     ax.margins(x=0.15)
 
 
-def speed_chart(analysis: Analysis, path: Path) -> bool:
+def speed_chart(analysis: Analysis) -> Figure | None:
     rows = [r for r in analysis["speed"] if r["decode_tps"] or r["prefill_tps"] or r["ttft_s"]]
     if not rows:
-        return False
+        return None
     labels = [r["config"] for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 1.2 + 0.35 * len(rows)), sharey=True)
+    fig = _figure((15, 1.2 + 0.35 * len(rows)))
+    axes = fig.subplots(1, 3, sharey=True)
     _hbars(axes[0], labels, [r["decode_tps"] for r in rows], "decode tokens/s (higher is better)")
     _hbars(axes[1], labels, [r["prefill_tps"] for r in rows], "prefill tokens/s (higher is better)")
     _hbars(axes[2], labels, [r["ttft_s"] for r in rows], "time to first token, s (lower is better)")
     fig.suptitle("Speed per configuration")
-    _save(fig, path)
-    return True
+    return fig
 
 
-def memory_chart(analysis: Analysis, path: Path) -> bool:
+def memory_chart(analysis: Analysis) -> Figure | None:
     rows = [r for r in analysis["memory"] if r["peak_rss_mb"] is not None]
     if not rows:
-        return False
+        return None
     labels = [r["config"] for r in rows]
-    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.35 * len(rows)))
+    fig = _figure((10, 1.2 + 0.35 * len(rows)))
+    ax = fig.subplots()
     ys = list(range(len(rows)))
     ax.barh(ys, [r["peak_rss_mb"] for r in rows], color=COLORS[1], label="peak RSS of the process")
-    ax.barh(
-        ys,
-        [r["model_rss_mb"] or 0.0 for r in rows],
-        color=COLORS[2],
-        height=0.4,
-        label="model's share (peak minus RSS before loading)",
-    )
+    if any(r["model_rss_mb"] is not None for r in rows):  # not known of shared results
+        ax.barh(
+            ys,
+            [r["model_rss_mb"] or 0.0 for r in rows],
+            color=COLORS[2],
+            height=0.4,
+            label="model's share (peak minus RSS before loading)",
+        )
     for y, r in zip(ys, rows, strict=True):
         ax.text(r["peak_rss_mb"], y, f" {r['peak_rss_mb']:.0f} MiB", va="center", fontsize=8)
     ax.set_yticks(ys, labels, fontsize=8)
@@ -97,8 +108,7 @@ def memory_chart(analysis: Analysis, path: Path) -> bool:
     ax.set_xlabel("MiB")
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title("Memory usage per configuration")
-    _save(fig, path)
-    return True
+    return fig
 
 
 def _grid(n: int, cols: int) -> tuple[int, int]:
@@ -106,12 +116,13 @@ def _grid(n: int, cols: int) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
-def temperature_chart(analysis: Analysis, path: Path) -> bool:
+def temperature_chart(analysis: Analysis) -> Figure | None:
     groups = [g for g in analysis["temperature_effect"] if len(g["points"]) >= 2]
     if not groups:
-        return False
+        return None
     rows, cols = _grid(len(groups), 2)
-    fig, axes = plt.subplots(rows, cols, figsize=(7 * cols, 4 * rows), squeeze=False)
+    fig = _figure((7 * cols, 4 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, group in zip(axes.flat, groups, strict=False):
         temps = [p["temperature"] for p in group["points"]]
         names = sorted({n for p in group["points"] for n in p["capabilities"]})
@@ -132,17 +143,17 @@ def temperature_chart(analysis: Analysis, path: Path) -> bool:
     for ax in list(axes.flat)[len(groups) :]:
         ax.axis("off")
     fig.suptitle("Temperature effect on each capability")
-    _save(fig, path)
-    return True
+    return fig
 
 
-def capabilities_chart(analysis: Analysis, path: Path) -> bool:
+def capabilities_chart(analysis: Analysis) -> Figure | None:
     names: list[str] = analysis["capabilities"]["names"]
     configs = [c for c in analysis["capabilities"]["by_config"] if c["capabilities"]]
     if not names or not configs:
-        return False
+        return None
     models = list(dict.fromkeys(c["model"] for c in configs))
-    fig, axes = plt.subplots(len(models), 1, figsize=(14, 4.2 * len(models)), squeeze=False)
+    fig = _figure((14, 4.2 * len(models)))
+    axes = fig.subplots(len(models), 1, squeeze=False)
     for ax, model in zip(axes.flat, models, strict=True):
         mine = [c for c in configs if c["model"] == model]
         width = 0.8 / len(mine)
@@ -156,16 +167,16 @@ def capabilities_chart(analysis: Analysis, path: Path) -> bool:
         ax.set_ylabel("score")
         ax.set_title(f"Task performance: {model}", fontsize=10)
         ax.legend(fontsize=7, ncols=min(4, len(mine)), loc="upper right")
-    _save(fig, path)
-    return True
+    return fig
 
 
-def flash_chart(analysis: Analysis, path: Path) -> bool:
+def flash_chart(analysis: Analysis) -> Figure | None:
     pairs = analysis["flash_attention"]
     if not pairs:
-        return False
+        return None
     labels = [p["label"] for p in pairs]
-    fig, axes = plt.subplots(1, 2, figsize=(14, 1.5 + 0.5 * len(pairs)), sharey=True)
+    fig = _figure((14, 1.5 + 0.5 * len(pairs)))
+    axes = fig.subplots(1, 2, sharey=True)
     ys = list(range(len(pairs)))
     for ax, key, title in (
         (axes[0], "decode_tps", "decode tokens/s"),
@@ -180,23 +191,17 @@ def flash_chart(analysis: Analysis, path: Path) -> bool:
     axes[0].set_yticks(ys, labels, fontsize=8)
     axes[0].invert_yaxis()
     fig.suptitle("Flash-attention impact (same model, quantization, temperature)")
-    _save(fig, path)
-    return True
+    return fig
 
 
-def radar_chart(analysis: Analysis, path: Path) -> bool:
+def radar_chart(analysis: Analysis) -> Figure | None:
     names: list[str] = analysis["capabilities"]["names"]
     configs = [c for c in analysis["capabilities"]["by_config"] if c["capabilities"]]
     if len(names) < 3 or not configs:
-        return False
+        return None
     rows, cols = _grid(len(configs), 4)
-    fig, axes = plt.subplots(
-        rows,
-        cols,
-        figsize=(3.6 * cols, 3.6 * rows),
-        squeeze=False,
-        subplot_kw={"projection": "polar"},
-    )
+    fig = _figure((3.6 * cols, 3.6 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False, subplot_kw={"projection": "polar"})
     angles = [2 * math.pi * i / len(names) for i in range(len(names))]
     for i, (ax, c) in enumerate(zip(axes.flat, configs, strict=False)):
         values = [c["capabilities"].get(n, 0.0) for n in names]
@@ -209,12 +214,11 @@ def radar_chart(analysis: Analysis, path: Path) -> bool:
         ax.set_title(c["config"], fontsize=8)
     for ax in list(axes.flat)[len(configs) :]:
         ax.axis("off")
-    _save(fig, path)
-    return True
+    return fig
 
 
 # name -> (file, title, drawer)
-CHARTS: dict[str, tuple[str, str, Callable[[Analysis, Path], bool]]] = {
+CHARTS: dict[str, tuple[str, str, Callable[[Analysis], Figure | None]]] = {
     "speed": ("speed.png", "Speed comparison", speed_chart),
     "memory": ("memory.png", "Memory usage", memory_chart),
     "temperature": ("temperature.png", "Temperature effect on each capability", temperature_chart),
@@ -224,14 +228,22 @@ CHARTS: dict[str, tuple[str, str, Callable[[Analysis, Path], bool]]] = {
 }
 
 
+def chart_png(name: str, analysis: Analysis) -> bytes | None:
+    """Chart ``name`` of :data:`CHARTS` as PNG bytes; None when it has no data."""
+    fig = CHARTS[name][2](analysis)
+    return None if fig is None else png(fig)
+
+
 def draw_charts(analysis: Analysis, output_dir: Path) -> tuple[dict[str, Path], dict[str, str]]:
     """Write every chart; return {name: path} and {name: no-data message}."""
     paths: dict[str, Path] = {}
     skipped: dict[str, str] = {}
-    for name, (file, title, draw) in CHARTS.items():
+    for name, (file, title, _) in CHARTS.items():
         path = output_dir / file
-        if not draw(analysis, path):
+        data = chart_png(name, analysis)
+        if data is None:
             skipped[name] = NO_DATA[name]
-            _placeholder(path, title, NO_DATA[name])
+            data = png(_placeholder(title, NO_DATA[name]), tight=False)
+        path.write_bytes(data)
         paths[name] = path
     return paths, skipped
