@@ -3,6 +3,7 @@ servers on 127.0.0.1; three homes are three users (the hub, an author, a reader)
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -15,9 +16,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from hainet.agents.marketplace import Marketplace
+from hainet.agents.spec import parse_spec
 from hainet.cli import app
 from hainet.net.identity import Identity, SignedRecord
-from hainet.store import Store
+from hainet.store import AgentStore, Store
 from hainet.store.ledger import Ledger
 from tests.hub.conftest import HubUnderTest
 from tests.hub.servers import SHOUT, wait_for
@@ -44,9 +47,10 @@ def test_push_then_pull_and_search_from_another_home(
     assert res.exit_code == 0, res.output
     key = Identity.load_or_create(author).key_id
     assert f"as {key[:12]}: listed, gate success rate 1.000" in res.output
+    assert "shout 1.0.0 as your own:" in res.output  # it had no author: now yours
     res = hainet(reader, "agents", "search", "capital letters", "--hub", hub_server.url, "--json")
     assert res.exit_code == 0, res.output
-    (hit,) = __import__("json").loads(res.output)
+    (hit,) = json.loads(res.output)
     assert hit["name"] == "shout" and hit["author"] == key
     for ref in ("shout", "shout@1.0.0", hit["id"]):
         res = hainet(reader, "agents", "pull", ref, "--hub", hub_server.url)
@@ -126,3 +130,27 @@ def test_hub_serve_listens_on_loopback(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_push_keeps_the_authored_spec_it_signed_so_its_id_can_be_shown(
+    hub_server: HubUnderTest, spec_file: Path, tmp_path: Path
+) -> None:
+    author = tmp_path / "author"
+    res = hainet(author, "agents", "push", str(spec_file), "--hub", hub_server.url, "--json")
+    assert res.exit_code == 0, res.output
+    pushed = json.loads(res.output)["id"]
+    key = Identity.load_or_create(author).key_id
+    res = hainet(author, "agents", "show", pushed[:12], "--json")
+    assert res.exit_code == 0, res.output
+    shown = json.loads(res.output)["agent"]
+    original = parse_spec(SHOUT).id
+    assert shown["id"] == pushed != original and shown["author"] == key
+    assert hainet(author, "agents", "show", original[:12]).exit_code == 0
+    with Store(f"sqlite:///{author / 'hainet.db'}") as store:
+        assert Marketplace(store).get(pushed).lineage == [original]
+        assert {r.status for r in AgentStore(store).list_agents()} == {"draft"}
+    res = hainet(author, "agents", "push", pushed[:12], "--hub", hub_server.url)
+    assert res.exit_code != 0 and "already pushed" in str(res.exception)  # same id, not a new one
+    text = hainet(tmp_path / "second", "agents", "push", str(spec_file), "--hub", hub_server.url)
+    other = Identity.load_or_create(tmp_path / "second").key_id
+    assert text.exit_code != 0 and f"belongs to key {key[:12]}" in str(text.exception), other

@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from hainet.agents.marketplace import RATING_DOMAIN, Marketplace, rating_payload
+from hainet.agents.spec import AgentSpec
 from hainet.agents.usecases import resolve_agent
 from hainet.cli._common import JsonOption, console, open_store, print_json, settings
 from hainet.config import Settings
@@ -43,16 +44,22 @@ def push(
 ) -> None:
     """Sign an agent with your key and publish it to a hub, whose own gate lists it.
 
-    A spec without an author gets your key id as author (a new content hash); a spec
-    naming another author is refused."""
+    A spec without an author gets your key id as author: a new spec (a new content
+    hash, its lineage the original), stored here as a draft so that the id printed
+    can be shown and run.  A spec naming another author is refused."""
     cfg = settings(ctx)
     url = hub_url(cfg, hub)
     identity = Identity.load_or_create(cfg.home)
-    spec = resolve_agent(agent, cfg)
-    if spec.author is None:
-        spec = spec.derive(author=identity.key_id)
+    with open_store(cfg) as store:
+        original = resolve_agent(agent, store)
+    spec = authored(original, identity.key_id)
     with HubClient(url) as client:
-        answer = client.push(spec, identity)
+        answer = client.push(spec, identity)  # another author's spec is refused here
+        with open_store(cfg) as store:  # the hub took it: keep what it holds here too
+            market = Marketplace(store)
+            if spec.id != original.id:
+                market.add(original)
+            market.add(spec)
         deadline = time.monotonic() + wait
         while wait and answer["state"] == "pending" and time.monotonic() < deadline:
             time.sleep(0.5)
@@ -62,6 +69,11 @@ def push(
         return
     state = answer["state"]
     line = f"pushed {spec.name} {spec.version} ({spec.short_id}) to {url} as {identity.short_id}: "
+    if spec.id != original.id:
+        line = (
+            f"signed {spec.name} {spec.version} as your own: {spec.short_id} (from "
+            f"{original.short_id}, stored here as a draft)\n{line}"
+        )
     line += state
     if state != "pending" and answer.get("success_rate") is not None:
         line += f", gate success rate {answer['success_rate']:.3f}"
@@ -70,6 +82,14 @@ def push(
     console.print(line, highlight=False, soft_wrap=True)
     if state == "refused":
         raise typer.Exit(1)
+
+
+def authored(spec: AgentSpec, key_id: str) -> AgentSpec:
+    """``spec`` with ``key_id`` as its author: itself if it has an author, else a new
+    spec whose lineage is ``spec`` (the author is part of the content hash)."""
+    if spec.author is not None:
+        return spec
+    return spec.derive(author=key_id, lineage=[spec.id])
 
 
 def pull(
@@ -137,4 +157,4 @@ def _hits_table(hits: list[dict[str, Any]]) -> Table:
     return table
 
 
-__all__ = ["HubError", "pull", "push", "rate_on_hub", "search_hub"]
+__all__ = ["HubError", "authored", "pull", "push", "rate_on_hub", "search_hub"]
