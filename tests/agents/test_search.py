@@ -193,3 +193,55 @@ def test_publishing_appends_to_a_prefiltered_index_exactly(tmp_path: Path) -> No
     # Indexing an agent again replaces its vector: a full reload.
     agents.set_embedding(first, model="m", text="t", vector=vectors(1)[0])
     assert index.refresh() is True and len(index) == 4240 and index._basis is not basis
+
+
+def test_searches_from_threads_while_agents_are_published(tmp_path: Path) -> None:
+    # A hub searches from its thread pool while its gate publishes: the refresh that
+    # appends (and, past 4,096 agents, builds the prefilter) must not race a scan.
+    import threading
+
+    agents = AgentStore(Store(f"sqlite:///{tmp_path / 'h.db'}"))
+    rng = np.random.default_rng(3)
+
+    def add(specs: list[dict[str, Any]]) -> None:
+        agents.add_many(specs, published=True)
+        v = rng.standard_normal((len(specs), 384)).astype(np.float32)
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        agents.set_embeddings([(s["id"], "t", x) for s, x in zip(specs, v, strict=True)], model="m")
+        agents.add_scores([(s["id"], {}, {}, float(rng.uniform())) for s in specs])
+
+    add(_bulk(3900))
+    index = SearchIndex(agents)
+    queries = rng.standard_normal((8, 384)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def searcher(k: int) -> None:
+        try:
+            while not stop.is_set():
+                hits = index.search_vector(queries[k], threshold=0.0, top=10)
+                assert len(hits) == 10
+                assert [h.rank for h in hits] == sorted((h.rank for h in hits), reverse=True)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=searcher, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for start in range(3900, 4900, 250):  # crosses the prefilter's 4,096
+        add(_bulk(250, start=start))
+    index.search_vector(queries[0], threshold=0.0, top=1)  # sees the last batch
+    stop.set()
+    for t in threads:
+        t.join(30)
+    assert not failures, failures[0]
+    assert len(index) == 4900 and index._basis is not None
+    ids, matrix = agents.vectors()
+    totals = agents.totals()
+    score = np.array([totals[i] for i in ids], dtype=np.float32)
+    sims = matrix @ queries[1]
+    ok = np.nonzero(sims > 0.0)[0]
+    want = ok[np.argsort(-(0.4 * sims[ok] + 0.6 * score[ok]))][:10]
+    hits = index.search_vector(queries[1], threshold=0.0, top=10)
+    assert [h.agent_id for h in hits] == [ids[i] for i in want]

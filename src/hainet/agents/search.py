@@ -12,10 +12,15 @@ index changed (:meth:`AgentStore.index_state`: two max() on primary keys, cheap 
 any size), so another process publishing is seen by the next search.  From 4,096
 agents on, an exact prefilter on the vectors' 64 principal directions spares reading
 most of the matrix (:meth:`SearchIndex._scan`).
+
+One index may be searched from several threads (a hub answers from a thread pool):
+the refresh and the scan of the matrix run under the index's lock, the query's
+embedding (most of a search's time) and reading the hits' records outside it.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -104,6 +109,8 @@ class SearchIndex:
         self._projected_n = 0
         self._projected: npt.NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
         self._residual: npt.NDArray[np.float32] = np.zeros(0, dtype=np.float32)
+        # Guards the in-memory matrix, which a refresh replaces or appends to.
+        self._lock = threading.Lock()
 
     def add(self, specs: Sequence[AgentSpec]) -> None:
         """Embed and store the vectors of ``specs`` (replacing earlier ones)."""
@@ -123,6 +130,10 @@ class SearchIndex:
         existing rows are kept.  A replaced vector (an agent indexed again) or
         ``force`` reloads everything.
         """
+        with self._lock:
+            return self._refresh(force=force)
+
+    def _refresh(self, *, force: bool = False) -> bool:
         state = self.agents.index_state()
         if not force and state == self._state:
             return False
@@ -229,20 +240,24 @@ class SearchIndex:
             raise ValidationError(f"search: threshold must be in -1..1, got {threshold}")
         if similarity_weight < 0 or score_weight < 0 or similarity_weight + score_weight <= 0:
             raise ValidationError("search: the ranking weights must be >= 0 with a sum > 0")
-        self.refresh()
-        if not self._ids:
+        q = np.asarray(vector, dtype=np.float32)
+        with self._lock:
+            self._refresh()
+            if not self._ids:
+                return []
+            idx, sims, rank = self._scan(q, threshold, top, similarity_weight, score_weight)
+            order = np.argsort(-rank, kind="stable")
+            # (agent id, rank, similarity, score), read while the matrix cannot change
+            chosen = [
+                (self._ids[idx[i]], float(rank[i]), float(sims[i]), float(self._scores[idx[i]]))
+                for i in order
+            ]
+        if not chosen:
             return []
-        idx, sims, rank = self._scan(
-            np.asarray(vector, dtype=np.float32), threshold, top, similarity_weight, score_weight
-        )
-        if idx.size == 0:
-            return []
-        order = np.argsort(-rank, kind="stable")
-        chosen = [(int(idx[i]), float(rank[i]), float(sims[i])) for i in order]
-        records = self.agents.get_many([self._ids[i] for i, _, _ in chosen])
+        records = self.agents.get_many([a for a, _, _, _ in chosen])
         hits = []
-        for i, r, sim in chosen:
-            rec = records.get(self._ids[i])
+        for agent_id, r, sim, score in chosen:
+            rec = records.get(agent_id)
             if rec is None:  # deleted since the last refresh
                 continue
             hits.append(
@@ -252,7 +267,7 @@ class SearchIndex:
                     version=rec.version,
                     purpose=rec.purpose,
                     similarity=round(sim, 4),
-                    score=round(float(self._scores[i]), 4),
+                    score=round(score, 4),
                     rank=round(r, 4),
                 )
             )
