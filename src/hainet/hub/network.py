@@ -125,11 +125,20 @@ def _after(cursor: str) -> tuple[str, str]:
     return value[0], value[1]
 
 
+# The app's own error shape (hub/app.py's Problem, in the same OpenAPI document).
+_BAD_REQUEST: dict[int | str, dict[str, Any]] = {
+    400: {
+        "description": "A bad cursor or parameter.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+}
+
+
 def records_router(hub: Hub) -> APIRouter:
     """``GET /v1/results/records``: the raw signed shares of one model, paged."""
     router = APIRouter()
 
-    @router.get("/v1/results/records", response_model=RecordsPage)
+    @router.get("/v1/results/records", response_model=RecordsPage, responses=_BAD_REQUEST)
     def result_records(
         model: str = Query(..., min_length=1, max_length=200, description="GGUF sha256."),
         cursor: str | None = Query(None, max_length=600, description="From metadata."),
