@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -18,6 +19,8 @@ def load_benchmark() -> ModuleType:
     spec = importlib.util.spec_from_file_location("bench_hub", BENCH)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    # dataclasses look their module up in sys.modules while the class is made
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 
