@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from difflib import get_close_matches
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -30,101 +31,39 @@ class Lazy:
     """A command whose module is imported only when it runs (or its own help is asked
     for): `hainet bench` never imports the report's matplotlib or the agents' rooms."""
 
-    load: Callable[[], typer.Typer | Callable[..., Any]]
+    target: str  # "module:attribute": a command function or a typer group
     help: str  # the one line `hainet --help` shows; a test keeps it equal to the command's
 
-
-def _bench() -> Callable[..., Any]:
-    from hainet.cli.bench import bench
-
-    return bench
-
-
-def _select() -> Callable[..., Any]:
-    from hainet.cli.select import select
-
-    return select
-
-
-def _report() -> Callable[..., Any]:
-    from hainet.cli.report import report
-
-    return report
-
-
-def _models() -> typer.Typer:
-    from hainet.cli.models import app
-
-    return app
-
-
-def _runs() -> typer.Typer:
-    from hainet.cli.runs import app
-
-    return app
-
-
-def _sandbox() -> typer.Typer:
-    from hainet.cli.sandbox import app
-
-    return app
-
-
-def _agents() -> typer.Typer:
-    from hainet.cli import agents, agents_create, agents_evolve, agents_hub
-
-    if not getattr(agents.app, "_hainet_assembled", False):
-        agents.app.command("create")(agents_create.create)
-        agents.app.command("evolve")(agents_evolve.evolve)
-        agents.app.command("cross")(agents_evolve.cross)
-        agents.app.command("push")(agents_hub.push)
-        agents.app.command("pull")(agents_hub.pull)
-        agents.app._hainet_assembled = True  # type: ignore[attr-defined]
-    return agents.app
-
-
-def _hyper() -> typer.Typer:
-    from hainet.cli.hyper import app
-
-    return app
-
-
-def _hub() -> typer.Typer:
-    from hainet.cli.hub import app
-
-    return app
-
-
-def _results() -> typer.Typer:
-    from hainet.cli.results import app
-
-    return app
-
-
-def _net() -> typer.Typer:
-    from hainet.cli.net import app
-
-    return app
+    def load(self) -> typer.Typer | Callable[..., Any]:
+        module, _, attribute = self.target.partition(":")
+        loaded: typer.Typer | Callable[..., Any] = getattr(import_module(module), attribute)
+        return loaded
 
 
 # In the order `hainet --help` lists them.
 COMMANDS: dict[str, Lazy] = {
     "bench": Lazy(
-        _bench,
+        "hainet.cli.bench:bench",
         "Run capability suites on models and configurations; store speed, memory and scores.",
     ),
     "select": Lazy(
-        _select, "Recommend a stored model configuration (reads measurements, runs nothing)."
+        "hainet.cli.select:select",
+        "Recommend a stored model configuration (reads measurements, runs nothing).",
     ),
-    "report": Lazy(_report, "Write charts (PNG), analysis.json and a self-contained report.html."),
-    "models": Lazy(_models, "Known models: the bundled one and yours."),
-    "runs": Lazy(_runs, "Stored runs."),
-    "sandbox": Lazy(_sandbox, "The sandbox for untrusted code."),
-    "agents": Lazy(_agents, "Agents: validate, run, test, publish, discover, rate."),
-    "hyper": Lazy(_hyper, "Self-improving agents (HyperAgents)."),
-    "hub": Lazy(_hub, "Run a hub where agents are shared as signed records."),
-    "results": Lazy(_results, "Share bench results with a hub."),
-    "net": Lazy(_net, "Ask the network of hubs (its DHT)."),
+    "report": Lazy(
+        "hainet.cli.report:report",
+        "Write charts (PNG), analysis.json and a self-contained report.html.",
+    ),
+    "models": Lazy("hainet.cli.models:app", "Known models: the bundled one and yours."),
+    "runs": Lazy("hainet.cli.runs:app", "Stored runs."),
+    "sandbox": Lazy("hainet.cli.sandbox:app", "The sandbox for untrusted code."),
+    "agents": Lazy(
+        "hainet.cli.agents_app:app", "Agents: validate, run, test, publish, discover, rate."
+    ),
+    "hyper": Lazy("hainet.cli.hyper:app", "Self-improving agents (HyperAgents)."),
+    "hub": Lazy("hainet.cli.hub:app", "Run a hub where agents are shared as signed records."),
+    "results": Lazy("hainet.cli.results:app", "Share bench results with a hub."),
+    "net": Lazy("hainet.cli.net:app", "Ask the network of hubs (its DHT)."),
 }
 
 
